@@ -1,0 +1,34 @@
+"""Run-mode switches shared by notebooks, tests and benchmarks.
+
+``SCORETUTOR_FAST=1`` shrinks every training and sampling loop so the whole notebook suite runs
+in CI in minutes; unset (or ``0``) gives the full sizes a lecture uses.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+T = TypeVar("T")
+
+FAST_ENV = "SCORETUTOR_FAST"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def fast_mode() -> bool:
+    """True when ``SCORETUTOR_FAST`` is set to 1/true/yes/on (case-insensitive)."""
+    value = os.environ.get(FAST_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"{FAST_ENV}={os.environ[FAST_ENV]!r} is not understood; use one of "
+        f"{sorted(_TRUE)} to switch fast mode on or {sorted(_FALSE - {''})} to switch it off"
+    )
+
+
+def pick(full: T, fast: T) -> T:
+    """Choose a size by mode, so notebooks read naturally: ``steps = pick(full=5000, fast=200)``."""
+    return fast if fast_mode() else full

@@ -1,0 +1,43 @@
+"""Sample-only 2D toy data sets (no closed-form density): two moons and a checkerboard.
+
+Every function takes a ``torch.Generator`` so draws are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _check_n(n: int) -> int:
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n}")
+    return int(n)
+
+
+def two_moons(n: int, noise: float = 0.1, scale: float = 3.0,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Two interleaved half circles (as in scikit-learn's make_moons), centred and scaled."""
+    n = _check_n(n)
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    upper = torch.rand(n, generator=generator) < 0.5
+    t = torch.rand(n, generator=generator) * math.pi
+    x = torch.where(upper, t.cos(), 1 - t.cos())
+    y = torch.where(upper, t.sin(), 0.5 - t.sin())
+    pts = torch.stack([x - 0.5, y - 0.25], dim=-1) * scale
+    return pts + noise * scale * torch.randn(n, 2, generator=generator)
+
+
+def checkerboard(n: int, squares: int = 4, size: float = 8.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform on the dark squares of a ``squares × squares`` board spanning [−size/2, size/2]²."""
+    n = _check_n(n)
+    if squares < 2 or size <= 0:
+        raise ValueError(f"need squares >= 2 and size > 0, got squares={squares}, size={size}")
+    cell = size / squares
+    dark = [(i, j) for i in range(squares) for j in range(squares) if (i + j) % 2 == 0]
+    idx = torch.randint(len(dark), (n,), generator=generator)
+    corners = torch.tensor(dark, dtype=torch.get_default_dtype())[idx] * cell - size / 2
+    return corners + torch.rand(n, 2, generator=generator) * cell

@@ -1,0 +1,221 @@
+"""Analytic densities in torch: Gaussian mixtures with closed-form score and perturbation.
+
+A mixture p(x) = Σ_k w_k N(x; μ_k, Σ_k) is the lecture's workhorse: its log-density, its score
+∇ₓ log p(x) = Σ_k r_k(x) (−Σ_k⁻¹(x − μ_k)) with responsibilities r_k(x) = w_k N_k(x) / p(x),
+and its noise-perturbed version p_σ = p ∗ N(0, σ²I) = Σ_k w_k N(μ_k, Σ_k + σ²I) are all exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def _as_tensor(value, name: str, dtype=None, device=None) -> Tensor:
+    t = torch.as_tensor(value, dtype=dtype, device=device)
+    if not t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite, got {t.tolist()}")
+    return t
+
+
+class GaussianMixture:
+    """p(x) = Σ_k w_k N(x; μ_k, Σ_k), batched over x of shape (..., d).
+
+    Args:
+        means: (K, d) component means.
+        covs_or_stds: the spread of each component, in one of four forms:
+            a positive scalar (same isotropic std for all), (K,) isotropic stds,
+            (K, d) per-axis stds (diagonal covariance), or (K, d, d) full covariances.
+        weights: (K,) non-negative mixture weights summing to 1 (uniform if None).
+
+    The energy is f(x) = −log Σ_k w_k |Σ_k|^{-1/2} exp(−½ (x−μ_k)ᵀ Σ_k⁻¹ (x−μ_k)), so that
+    p(x) = e^{−f(x)} / Z with Z = (2π)^{d/2}.
+    """
+
+    def __init__(self, means, covs_or_stds, weights=None):
+        means = _as_tensor(means, "means")
+        if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
+            raise ValueError(f"means must have shape (K, d) with K, d >= 1, got {tuple(means.shape)}")
+        K, d = means.shape
+        dtype, device = means.dtype, means.device
+        spread = _as_tensor(covs_or_stds, "covs_or_stds", dtype=dtype, device=device)
+        if spread.ndim == 0 or spread.shape == (K,) or spread.shape == (K, d):
+            if (spread <= 0).any():
+                raise ValueError(f"stds must be positive, got {spread.tolist()}")
+            stds = spread.expand(K) if spread.ndim == 0 else spread
+            var = stds**2
+            if var.ndim == 1:
+                var = var[:, None].expand(K, d)
+            covs = torch.diag_embed(var)
+        elif spread.shape == (K, d, d):
+            covs = spread
+            if not torch.allclose(covs, covs.transpose(-1, -2), atol=1e-6):
+                raise ValueError("covariances must be symmetric")
+            eig = torch.linalg.eigvalsh(covs)
+            if (eig <= 0).any():
+                raise ValueError(
+                    f"covariances must be positive definite; smallest eigenvalues {eig.min(-1).values.tolist()}"
+                )
+        else:
+            raise ValueError(
+                f"covs_or_stds must be a scalar or have shape ({K},), ({K}, {d}) or ({K}, {d}, {d}) "
+                f"for {K} components in {d}-D, got {tuple(spread.shape)}"
+            )
+        if weights is None:
+            weights = torch.full((K,), 1.0 / K, dtype=dtype, device=device)
+        weights = _as_tensor(weights, "weights", dtype=dtype, device=device)
+        if weights.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
+        if (weights < 0).any():
+            raise ValueError(f"weights must be non-negative, got {weights.tolist()}")
+        if abs(weights.sum().item() - 1.0) > 1e-5:
+            raise ValueError(f"weights must sum to 1, got sum {weights.sum().item():.6g} ({weights.tolist()})")
+        self.means = means
+        self.covs = covs
+        self.weights = weights
+        self._chol = torch.linalg.cholesky(covs)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    def to(self, device=None, dtype=None) -> GaussianMixture:
+        """A copy on another device and/or dtype."""
+        return GaussianMixture(
+            self.means.to(device=device, dtype=dtype),
+            self.covs.to(device=device, dtype=dtype),
+            self.weights.to(device=device, dtype=dtype),
+        )
+
+    def __repr__(self) -> str:
+        w = [round(v, 4) for v in self.weights.tolist()]
+        w_text = str(w) if len(w) <= 6 else f"[{w[0]}, {w[1]}, ..., {w[-1]}]"
+        return f"GaussianMixture(K={self.n_components}, d={self.dim}, weights={w_text})"
+
+    def _check_x(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x, dtype=self.means.dtype, device=self.means.device)
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"x must have shape (..., {self.dim}), got {tuple(x.shape)}")
+        return x
+
+    def _params_like(self, x: Tensor):
+        return (
+            self.means.to(x.device, x.dtype),
+            self._chol.to(x.device, x.dtype),
+            self.weights.to(x.device, x.dtype),
+        )
+
+    # -- the maths ---------------------------------------------------------------------------
+    def _component_terms(self, x: Tensor):
+        """Per-component log(w_k N_k(x)) without the (2π)^{d/2}, and the whitened offsets."""
+        means, chol, weights = self._params_like(x)
+        diff = x[..., None, :] - means  # (..., K, d)
+        # Solve L y = diff for each component: y = L⁻¹ (x − μ), so ‖y‖² is the Mahalanobis term.
+        y = torch.linalg.solve_triangular(chol, diff[..., None], upper=False).squeeze(-1)
+        half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        log_terms = torch.log(weights) - half_logdet - 0.5 * (y**2).sum(-1)
+        return log_terms, diff
+
+    def energy(self, x: Tensor) -> Tensor:
+        """f(x) = −log of the unnormalised density, with p = e^{−f}/Z and Z = (2π)^{d/2}."""
+        log_terms, _ = self._component_terms(self._check_x(x))
+        return -torch.logsumexp(log_terms, dim=-1)
+
+    def log_normaliser(self) -> float:
+        """log Z = (d/2) log 2π for the energy above."""
+        return 0.5 * self.dim * math.log(2 * math.pi)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log p(x) = log Σ_k w_k N(x; μ_k, Σ_k), shape x.shape[:-1]."""
+        return -self.energy(x) - self.log_normaliser()
+
+    def prob(self, x: Tensor) -> Tensor:
+        return self.log_prob(x).exp()
+
+    def responsibilities(self, x: Tensor) -> Tensor:
+        """r_k(x) = w_k N_k(x) / p(x), shape (..., K)."""
+        log_terms, _ = self._component_terms(self._check_x(x))
+        return torch.softmax(log_terms, dim=-1)
+
+    def score(self, x: Tensor) -> Tensor:
+        """∇ₓ log p(x) = Σ_k r_k(x) · (−Σ_k⁻¹ (x − μ_k)), closed form (no autograd)."""
+        x = self._check_x(x)
+        log_terms, diff = self._component_terms(x)
+        r = torch.softmax(log_terms, dim=-1)  # (..., K)
+        _, chol, _ = self._params_like(x)
+        prec_diff = torch.cholesky_solve(diff[..., None], chol).squeeze(-1)  # Σ_k⁻¹ (x − μ_k)
+        return -(r[..., None] * prec_diff).sum(-2)
+
+    def perturb(self, sigma: float) -> GaussianMixture:
+        """p_σ = p ∗ N(0, σ²I) = Σ_k w_k N(μ_k, Σ_k + σ²I), the density of x + σz."""
+        sigma = float(sigma)
+        if not (sigma > 0 and math.isfinite(sigma)):
+            raise ValueError(f"sigma must be a positive finite number, got {sigma}")
+        eye = torch.eye(self.dim, dtype=self.covs.dtype, device=self.covs.device)
+        return GaussianMixture(self.means, self.covs + sigma**2 * eye, self.weights)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n i.i.d. samples, shape (n, d): pick k ~ Categorical(w), then μ_k + L_k z."""
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n}")
+        n = int(n)
+        device = generator.device if generator is not None else self.means.device
+        means, chol, weights = (t.to(device) for t in (self.means, self._chol, self.weights))
+        k = torch.multinomial(weights, n, replacement=True, generator=generator) if n else \
+            torch.zeros(0, dtype=torch.long, device=device)
+        z = torch.randn(n, self.dim, generator=generator, dtype=means.dtype, device=device)
+        return means[k] + (chol[k] @ z[..., None]).squeeze(-1)
+
+    def component_of(self, x: Tensor) -> Tensor:
+        """Index of the most responsible component for each point (mode assignment)."""
+        return self.responsibilities(x).argmax(-1)
+
+
+def ncsn_mixture(dtype: torch.dtype | None = None, device=None) -> GaussianMixture:
+    """Song & Ermon 2019 §3.2.2: p = 1/5·N((−5,−5), I) + 4/5·N((5,5), I)."""
+    means = torch.tensor([[-5.0, -5.0], [5.0, 5.0]], dtype=dtype, device=device)
+    return GaussianMixture(means, 1.0, torch.tensor([0.2, 0.8], dtype=means.dtype, device=device))
+
+
+def eight_gaussians(radius: float = 4.0, std: float = 0.4, dtype=None, device=None) -> GaussianMixture:
+    """Eight equally weighted Gaussians on a circle of the given radius."""
+    if radius <= 0 or std <= 0:
+        raise ValueError(f"radius and std must be positive, got radius={radius}, std={std}")
+    angles = torch.arange(8, dtype=dtype or torch.get_default_dtype(), device=device) * (2 * math.pi / 8)
+    means = radius * torch.stack([angles.cos(), angles.sin()], dim=-1)
+    return GaussianMixture(means, std)
+
+
+def rings(radii=(2.0, 5.0), std: float = 0.25, per_unit_length: float = 2.0, dtype=None, device=None
+          ) -> GaussianMixture:
+    """Concentric rings, each a chain of small Gaussians along a circle (so the score is exact).
+
+    Components are spaced about 1/``per_unit_length`` apart; each ring's weight is proportional to
+    its circumference, so the density is uniform along every ring.
+    """
+    radii = [float(r) for r in radii]
+    if not radii or min(radii) <= 0 or std <= 0 or per_unit_length <= 0:
+        raise ValueError(
+            f"radii, std and per_unit_length must be positive, got radii={radii}, std={std}, "
+            f"per_unit_length={per_unit_length}"
+        )
+    dtype = dtype or torch.get_default_dtype()
+    means = []
+    for r in radii:
+        m = max(8, int(round(2 * math.pi * r * per_unit_length)))
+        a = torch.arange(m, dtype=dtype) * (2 * math.pi / m)
+        means.append(r * torch.stack([a.cos(), a.sin()], dim=-1))
+    means_t = torch.cat(means).to(device)
+    n = means_t.shape[0]
+    return GaussianMixture(means_t, std, torch.full((n,), 1.0 / n, dtype=dtype, device=device))

@@ -1,0 +1,68 @@
+"""One place that picks the compute device: CUDA, then Apple MPS, then CPU.
+
+Set ``SCORETUTOR_DEVICE=cpu|cuda|mps`` (``cuda:1`` works too) to override the choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+DEVICE_ENV = "SCORETUTOR_DEVICE"
+_KINDS = ("cpu", "cuda", "mps")
+
+
+def available_devices() -> list[str]:
+    """The device kinds usable on this machine, best first."""
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    found.append("cpu")
+    return found
+
+
+def get_device() -> torch.device:
+    """The device to put data and models on (CUDA > MPS > CPU, or ``SCORETUTOR_DEVICE``)."""
+    requested = os.environ.get(DEVICE_ENV, "").strip().lower()
+    available = available_devices()
+    if not requested:
+        return torch.device(available[0])
+    kind, _, index = requested.partition(":")
+    if kind not in _KINDS or (index and not index.isdigit()):
+        raise ValueError(
+            f"{DEVICE_ENV}={requested!r} is not a device; allowed: {', '.join(_KINDS)} "
+            f"(optionally with an index, e.g. 'cuda:0'); available here: {', '.join(available)}"
+        )
+    if kind not in available:
+        raise RuntimeError(
+            f"{DEVICE_ENV}={requested!r} asks for {kind}, which is not available on this machine; "
+            f"available here: {', '.join(available)}"
+        )
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"{DEVICE_ENV}={requested!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+        )
+    return torch.device(requested)
+
+
+def autocast(device: torch.device | str, enabled: bool = True):
+    """Mixed precision (bf16 autocast) on CUDA only; a no-op context everywhere else."""
+    device = torch.device(device)
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (a fresh random seed if None)."""
+    g = torch.Generator(device=torch.device(device))
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g

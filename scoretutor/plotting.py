@@ -1,0 +1,128 @@
+"""Shared 2D figures: density heat maps, energy contours, score fields, sample scatters.
+
+Every function draws on a given matplotlib ``Axes`` and returns the artist it made, so widgets
+can later update that artist's data instead of rebuilding the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+Tensor = torch.Tensor
+Lim = float | tuple[float, float, float, float]
+
+DENSITY_CMAP = "magma"
+ENERGY_CMAP = "viridis"
+ERROR_CMAP = "inferno"
+SAMPLE_COLOR = "#2a9df4"
+SCORE_COLOR = "#f4f4f4"
+
+
+def _extent(lim: Lim) -> tuple[float, float, float, float]:
+    if isinstance(lim, int | float):
+        return (-float(lim), float(lim), -float(lim), float(lim))
+    if len(lim) != 4:
+        raise ValueError(f"lim must be a number or (xmin, xmax, ymin, ymax), got {lim}")
+    return tuple(float(v) for v in lim)  # type: ignore[return-value]
+
+
+def grid(lim: Lim = 8.0, n: int = 200, dtype: torch.dtype | None = None, device=None
+         ) -> tuple[np.ndarray, np.ndarray, Tensor]:
+    """An n×n grid over the box: returns (X, Y) numpy meshes and the (n·n, 2) points tensor."""
+    if n < 2:
+        raise ValueError(f"grid needs n >= 2 points per axis, got {n}")
+    x0, x1, y0, y1 = _extent(lim)
+    xs = torch.linspace(x0, x1, n, dtype=dtype, device=device)
+    ys = torch.linspace(y0, y1, n, dtype=dtype, device=device)
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")
+    pts = torch.stack([X.reshape(-1), Y.reshape(-1)], dim=-1)
+    return X.cpu().numpy(), Y.cpu().numpy(), pts
+
+
+@torch.no_grad()
+def evaluate_on_grid(fn: Callable[[Tensor], Tensor], lim: Lim = 8.0, n: int = 200,
+                     device=None) -> np.ndarray:
+    """fn evaluated on an n×n grid, reshaped to (n, n) (or (n, n, k) for vector outputs)."""
+    _, _, pts = grid(lim, n, device=device)
+    out = fn(pts).detach().float().cpu().numpy()
+    return out.reshape(n, n, *out.shape[1:])
+
+
+def style_axes(ax: plt.Axes, lim: Lim = 8.0, title: str | None = None) -> plt.Axes:
+    x0, x1, y0, y1 = _extent(lim)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=11)
+    return ax
+
+
+def plot_image(ax: plt.Axes, values: np.ndarray, lim: Lim = 8.0, cmap: str = DENSITY_CMAP,
+               title: str | None = None, colorbar: bool = False, **kwargs):
+    """A heat map of precomputed (n, n) values over the box."""
+    im = ax.imshow(values, origin="lower", extent=_extent(lim), cmap=cmap, aspect="equal",
+                   interpolation="bilinear", **kwargs)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    style_axes(ax, lim, title)
+    return im
+
+
+def plot_density(ax: plt.Axes, log_prob: Callable[[Tensor], Tensor], lim: Lim = 8.0, n: int = 200,
+                 log_scale: bool = False, title: str | None = None, **kwargs):
+    """Heat map of p(x) (or log p(x) with ``log_scale=True``) from a log-density function."""
+    lp = evaluate_on_grid(log_prob, lim, n)
+    return plot_image(ax, lp if log_scale else np.exp(lp), lim, DENSITY_CMAP, title, **kwargs)
+
+
+def plot_energy(ax: plt.Axes, energy: Callable[[Tensor], Tensor], lim: Lim = 8.0, n: int = 200,
+                levels: int = 20, title: str | None = None, filled: bool = True):
+    """Contours of the energy f(x) (low energy = high density)."""
+    X, Y, _ = grid(lim, n)
+    f = evaluate_on_grid(energy, lim, n)
+    draw = ax.contourf if filled else ax.contour
+    cs = draw(X, Y, f, levels=levels, cmap=ENERGY_CMAP)
+    style_axes(ax, lim, title)
+    return cs
+
+
+def plot_score_field(ax: plt.Axes, score: Callable[[Tensor], Tensor], lim: Lim = 8.0, n: int = 20,
+                     normalize: bool = True, color: str = SCORE_COLOR, title: str | None = None,
+                     **kwargs):
+    """Quiver plot of the score ∇ₓ log p on an n×n grid (arrows normalised to show direction)."""
+    X, Y, pts = grid(lim, n)
+    with torch.no_grad():
+        s = score(pts).detach().float().cpu().numpy().reshape(n, n, 2)
+    if normalize:
+        s = s / (np.linalg.norm(s, axis=-1, keepdims=True) + 1e-12)
+    q = ax.quiver(X, Y, s[..., 0], s[..., 1], color=color, angles="xy", pivot="mid", **kwargs)
+    style_axes(ax, lim, title)
+    return q
+
+
+def plot_samples(ax: plt.Axes, x: Tensor | np.ndarray, lim: Lim | None = 8.0, s: float = 3.0,
+                 color: str = SAMPLE_COLOR, alpha: float = 0.6, title: str | None = None, **kwargs):
+    """Scatter of 2D samples of shape (n, 2)."""
+    x = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"plot_samples needs points of shape (n, 2), got {x.shape}")
+    sc = ax.scatter(x[:, 0], x[:, 1], s=s, c=color, alpha=alpha, linewidths=0, **kwargs)
+    if lim is not None:
+        style_axes(ax, lim, title)
+    return sc
+
+
+def figure_row(n: int, size: float = 3.6, titles: Sequence[str] | None = None):
+    """A row of n square panels: returns (fig, axes) with axes always a list."""
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False, layout="constrained")
+    axes = list(axes[0])
+    for ax, t in zip(axes, titles or [], strict=False):
+        ax.set_title(t, fontsize=11)
+    return fig, axes
