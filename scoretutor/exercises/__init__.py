@@ -1,0 +1,1 @@
+"""Check-yourself exercises: each notebook's checker functions live in a module named after it."""
