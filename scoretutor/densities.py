@@ -59,7 +59,8 @@ class GaussianMixture:
             eig = torch.linalg.eigvalsh(covs)
             if (eig <= 0).any():
                 raise ValueError(
-                    f"covariances must be positive definite; smallest eigenvalues {eig.min(-1).values.tolist()}"
+                    "covariances must be positive definite; smallest eigenvalues "
+                    f"{eig.min(-1).values.tolist()}"
                 )
         else:
             raise ValueError(
@@ -74,11 +75,16 @@ class GaussianMixture:
         if (weights < 0).any():
             raise ValueError(f"weights must be non-negative, got {weights.tolist()}")
         if abs(weights.sum().item() - 1.0) > 1e-5:
-            raise ValueError(f"weights must sum to 1, got sum {weights.sum().item():.6g} ({weights.tolist()})")
+            raise ValueError(
+                f"weights must sum to 1, got sum {weights.sum().item():.6g} ({weights.tolist()})"
+            )
         self.means = means
         self.covs = covs
         self.weights = weights
         self._chol = torch.linalg.cholesky(covs)
+        eye = torch.eye(d, dtype=dtype, device=device).expand(K, d, d)
+        self._chol_inv = torch.linalg.solve_triangular(self._chol, eye, upper=False)  # L_k⁻¹
+        self._precision = self._chol_inv.transpose(-1, -2) @ self._chol_inv  # Σ_k⁻¹ = L⁻ᵀL⁻¹
 
     # -- bookkeeping -------------------------------------------------------------------------
     @property
@@ -109,20 +115,16 @@ class GaussianMixture:
             raise ValueError(f"x must have shape (..., {self.dim}), got {tuple(x.shape)}")
         return x
 
-    def _params_like(self, x: Tensor):
-        return (
-            self.means.to(x.device, x.dtype),
-            self._chol.to(x.device, x.dtype),
-            self.weights.to(x.device, x.dtype),
-        )
+    def _like(self, x: Tensor, *tensors: Tensor) -> list[Tensor]:
+        return [t.to(x.device, x.dtype) for t in tensors]
 
     # -- the maths ---------------------------------------------------------------------------
     def _component_terms(self, x: Tensor):
         """Per-component log(w_k N_k(x)) without the (2π)^{d/2}, and the whitened offsets."""
-        means, chol, weights = self._params_like(x)
+        means, chol, chol_inv, weights = self._like(x, self.means, self._chol, self._chol_inv, self.weights)
         diff = x[..., None, :] - means  # (..., K, d)
-        # Solve L y = diff for each component: y = L⁻¹ (x − μ), so ‖y‖² is the Mahalanobis term.
-        y = torch.linalg.solve_triangular(chol, diff[..., None], upper=False).squeeze(-1)
+        # y = L_k⁻¹ (x − μ_k), so ‖y‖² is the Mahalanobis term (x − μ_k)ᵀ Σ_k⁻¹ (x − μ_k).
+        y = torch.einsum("kij,...kj->...ki", chol_inv, diff)
         half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         log_terms = torch.log(weights) - half_logdet - 0.5 * (y**2).sum(-1)
         return log_terms, diff
@@ -153,8 +155,8 @@ class GaussianMixture:
         x = self._check_x(x)
         log_terms, diff = self._component_terms(x)
         r = torch.softmax(log_terms, dim=-1)  # (..., K)
-        _, chol, _ = self._params_like(x)
-        prec_diff = torch.cholesky_solve(diff[..., None], chol).squeeze(-1)  # Σ_k⁻¹ (x − μ_k)
+        (precision,) = self._like(x, self._precision)
+        prec_diff = torch.einsum("kij,...kj->...ki", precision, diff)  # Σ_k⁻¹ (x − μ_k)
         return -(r[..., None] * prec_diff).sum(-2)
 
     def perturb(self, sigma: float) -> GaussianMixture:

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from scoretutor import config, device
+
+
+def test_default_device_is_the_best_available(monkeypatch):
+    monkeypatch.delenv("SCORETUTOR_DEVICE", raising=False)
+    assert device.get_device().type == device.available_devices()[0]
+
+
+def test_cuda_is_preferred_over_mps_and_cpu(monkeypatch):
+    monkeypatch.delenv("SCORETUTOR_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device.available_devices()[0] == "cuda"
+    assert device.get_device() == torch.device("cuda")
+
+
+def test_override_to_cpu(monkeypatch):
+    monkeypatch.setenv("SCORETUTOR_DEVICE", "CPU")
+    assert device.get_device() == torch.device("cpu")
+
+
+def test_unavailable_device_names_what_is_available(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SCORETUTOR_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="not available.*available here: .*cpu"):
+        device.get_device()
+
+
+@pytest.mark.parametrize("value", ["gpu", "cuda:x", "tpu"])
+def test_invalid_device_value(monkeypatch, value):
+    monkeypatch.setenv("SCORETUTOR_DEVICE", value)
+    with pytest.raises(ValueError, match=f"{value}.*allowed: cpu, cuda, mps"):
+        device.get_device()
+
+
+def test_autocast_is_a_no_op_off_cuda():
+    with device.autocast("cpu"):
+        y = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert y.dtype == torch.float32
+
+
+def test_make_generator_is_seeded():
+    a = torch.rand(3, generator=device.make_generator(7))
+    b = torch.rand(3, generator=device.make_generator(7))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("ON", True), ("0", False),
+                                             ("", False), ("no", False)])
+def test_fast_mode_values(monkeypatch, value, expected):
+    monkeypatch.setenv("SCORETUTOR_FAST", value)
+    assert config.fast_mode() is expected
+    assert config.pick(full=5000, fast=200) == (200 if expected else 5000)
+
+
+def test_fast_mode_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("SCORETUTOR_FAST", "maybe")
+    with pytest.raises(ValueError, match="'maybe'"):
+        config.fast_mode()

@@ -1,0 +1,68 @@
+"""Repository hygiene: notebook pairs in sync, outputs stripped, environment files agree."""
+
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+IPYNBS = sorted(NOTEBOOKS.glob("*.ipynb"))
+PYS = sorted(p for p in NOTEBOOKS.glob("*.py") if "format_name: percent" in p.read_text()[:2000])
+
+
+def test_there_are_notebooks():
+    assert IPYNBS and PYS
+
+
+def test_every_notebook_has_its_pair():
+    assert {p.stem for p in IPYNBS} == {p.stem for p in PYS}
+
+
+def _cells(nb):
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+@pytest.mark.parametrize("py", PYS, ids=lambda p: p.name)
+def test_pair_is_in_sync(py):
+    ipynb = py.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} missing: run jupytext --sync {py}"
+    text = jupytext.read(py)
+    nb = jupytext.read(ipynb)
+    assert _cells(text) == _cells(nb), f"{py.name} and {ipynb.name} differ: run jupytext --sync {py}"
+
+
+@pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.name)
+def test_committed_notebooks_carry_no_outputs(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{ipynb.name} has outputs"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+def _name(req: str) -> str:
+    name = re.split(r"[<>=!~\s\[]", req.strip(), maxsplit=1)[0].lower()
+    return {"pytorch": "torch"}.get(name, name)
+
+
+def _spec(req: str) -> str:
+    return re.sub(r"\s", "", req.strip()[len(re.split(r"[<>=!~\s\[]", req.strip(), maxsplit=1)[0]):])
+
+
+def test_environment_yml_names_the_runtime_dependencies_of_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in {"python", "pip"}]
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert {_name(d): _spec(d) for d in conda} == {_name(d): _spec(d) for d in project["dependencies"]}
+    assert any(line.startswith("-e .") for line in pip_section), "environment.yml must install the package"
