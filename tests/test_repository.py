@@ -66,3 +66,15 @@ def test_environment_yml_names_the_runtime_dependencies_of_pyproject():
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert {_name(d): _spec(d) for d in conda} == {_name(d): _spec(d) for d in project["dependencies"]}
     assert any(line.startswith("-e .") for line in pip_section), "environment.yml must install the package"
+
+
+def test_readme_quick_start_and_ci_use_the_same_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in readme and "bash scripts/lab.sh" in readme
+    assert "bash scripts/test.sh" in ci
+    for script in ["setup.sh", "test.sh", "lab.sh"]:
+        assert (ROOT / "scripts" / script).exists()
+    assert "torch==2.13.0" in (ROOT / "scripts" / "setup.sh").read_text()
+    for link in re.findall(r"\]\(((?:notebooks|docs)/[^)]+)\)", readme):
+        assert (ROOT / link).exists(), f"README links to missing {link}"
