@@ -1,0 +1,139 @@
+"""One small training loop for every notebook: ``history = fit(model, loss_fn, data, n_steps)``.
+
+Each step draws a batch (from a data tensor, or from a sampler such as ``mixture.sample``),
+evaluates ``loss_fn(model, batch, generator)``, and takes an Adam step. The run is seeded (one
+``torch.Generator`` drives batches and all noise), device-aware (model and data go to
+``get_device()`` unless ``device`` is given), and robust:
+
+- ``checkpoint_path``: model + optimiser + loss history + generator state are saved every
+  ``checkpoint_every`` steps (atomically) and at the end; calling ``fit`` again with the same path
+  resumes where it stopped, and a resumed run is identical to an uninterrupted one.
+- Ctrl-C (``KeyboardInterrupt``) stops training cleanly: the model keeps the weights it has, a
+  checkpoint is written if a path was given, and the history so far is returned.
+- A non-finite loss raises ``FloatingPointError`` naming the step (the last checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from scoretutor.config import fast_mode
+from scoretutor.device import get_device, make_generator
+
+Tensor = torch.Tensor
+LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
+Data = Tensor | Callable[[int, torch.Generator], Tensor]
+
+
+def progress_disabled() -> bool:
+    """Progress bars stay quiet in fast mode and on CI."""
+    return fast_mode() or bool(os.environ.get("CI"))
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, history: list[float],
+          generator: torch.Generator) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "history": list(history),
+        "generator": generator.get_state(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-save never leaves a half-written checkpoint
+
+
+def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size: int = 256,
+        lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None,
+        progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every: int = 500, grad_clip: float | None = None, weight_decay: float = 0.0,
+        desc: str = "training") -> list[float]:
+    """Minimise ``loss_fn(model, batch, generator)`` with Adam for ``n_steps``; return the loss history.
+
+    Args:
+        data: an (N, ...) tensor to draw batches from (with replacement), or a callable
+            ``(n, generator) -> batch`` such as ``GaussianMixture.sample``.
+        progress: show a tqdm bar; None = on unless fast mode or CI.
+        checkpoint_path: save/resume file (see module docstring).
+        grad_clip: clip the global gradient norm to this value (None = no clipping).
+    """
+    n_steps = _check_positive_int(n_steps, "n_steps")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    if batch_size == 0:
+        raise ValueError("batch_size must be positive, got 0")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    device = torch.device(device) if device is not None else get_device()
+    model.to(device)
+    if isinstance(data, Tensor):
+        if data.ndim < 1 or data.shape[0] < 1:
+            raise ValueError(f"data tensor must have shape (N, ...) with N >= 1, got {tuple(data.shape)}")
+        data_t = data.to(device)
+
+        def draw(n: int, g: torch.Generator) -> Tensor:
+            return data_t[torch.randint(0, data_t.shape[0], (n,), generator=g, device=device)]
+    elif callable(data):
+        def draw(n: int, g: torch.Generator) -> Tensor:
+            return data(n, g).to(device)
+    else:
+        raise ValueError(f"data must be a tensor or a callable (n, generator) -> batch, got {type(data)}")
+
+    generator = make_generator(seed, device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history: list[float] = []
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if path is not None and path.exists():
+        state = torch.load(path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history = list(state["history"])
+        generator.set_state(state["generator"].cpu())
+
+    start = len(history)
+    show = (not progress_disabled()) if progress is None else bool(progress)
+    model.train()
+    step_start_state = None
+    bar = tqdm(range(start, n_steps), desc=desc, disable=not show, initial=start, total=n_steps)
+    try:
+        for step in bar:
+            step_start_state = generator.get_state()
+            batch = draw(batch_size, generator)
+            loss = loss_fn(model, batch, generator)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; last checkpoint kept")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            history.append(loss.item())
+            if show and (step % 50 == 0 or step == n_steps - 1):
+                bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
+            if path is not None and (step + 1) % checkpoint_every == 0:
+                _save(path, model, opt, history, generator)
+    except KeyboardInterrupt:
+        if len(history) < n_steps and step_start_state is not None:
+            generator.set_state(step_start_state)  # rewind the unfinished step, so a resume is exact
+        print(f"fit: interrupted after {len(history)} of {n_steps} steps; returning the history so far"
+              + (f" (checkpoint saved to {path})" if path is not None else ""))
+    finally:
+        bar.close()
+    if path is not None:
+        _save(path, model, opt, history, generator)
+    model.eval()
+    return history
