@@ -1,0 +1,357 @@
+"""Explorers for notebook 04 (noise to the rescue): the σ trade-off and annealed Langevin.
+
+- :class:`NoiseTradeoffExplorer` (σ slider): the perturbed density p_σ = p ∗ N(0, σ²I) in closed
+  form with its score field, next to the error of a score model trained by denoising score
+  matching at that single σ, unweighted ‖s_θ − ∇log p_σ‖² and weighted by p_σ (the integrand of the
+  Fisher divergence that training actually minimises). Small σ: accurate only where the data is;
+  large σ: accurate everywhere, but p_σ has lost the shape of p.
+- :class:`AnnealingExplorer` (σ_1, σ_L, L, ε, T sliders): annealed Langevin on a learned
+  noise-conditional model, with the samples and their quality (mode weights against the true
+  weights, sliced Wasserstein distance to data).
+
+Both precompute what they can, so a slider move only recomputes what it must (see ``benchmarks/
+bench_annealed_langevin.py`` for the update latency).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm
+from torch import nn
+
+from scoretutor.densities import GaussianMixture, ncsn_mixture
+from scoretutor.device import make_generator
+from scoretutor.metrics import mode_fractions, sliced_wasserstein
+from scoretutor.models import NoiseConditionalScoreMLP
+from scoretutor.plotting import DENSITY_CMAP, ERROR_CMAP, SAMPLE_COLOR, grid, style_axes
+from scoretutor.sampling import LangevinDivergenceError, annealed_langevin
+from scoretutor.schedules import geometric_sigmas
+from scoretutor.training import fit
+from scoretutor.widgets.base import Explorer, new_figure
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "StackedScoreMLP",
+    "train_single_sigma_models",
+    "frozen_sigma_score",
+    "NoiseTradeoffExplorer",
+    "AnnealingExplorer",
+]
+
+
+# -- single-σ score models, trained side by side -------------------------------------------------
+class StackedScoreMLP(nn.Module):
+    """K independent score MLPs s_k(x) ≈ ∇log p_{σ_k}(x), evaluated together with batched matmuls.
+
+    ``forward(x)`` takes x of shape (K, N, d) (or (N, d), broadcast to every model) and returns
+    (K, N, d). Output k is divided by σ_k (NCSNv2's scaling s(x)/σ). The K parameter sets share
+    nothing, so training them on a summed loss is K separate trainings run at once.
+    """
+
+    def __init__(self, sigmas: Sequence[float] | Tensor, dim: int = 2, hidden: int = 64, n_layers: int = 2):
+        super().__init__()
+        sig = torch.as_tensor(sigmas, dtype=torch.get_default_dtype()).flatten()
+        if sig.numel() < 1 or not (sig > 0).all():
+            raise ValueError(f"sigmas must be a non-empty sequence of positive numbers, got {sig.tolist()}")
+        for name, v in (("dim", dim), ("hidden", hidden), ("n_layers", n_layers)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.register_buffer("sigmas", sig)
+        k, widths = sig.numel(), [dim] + [hidden] * n_layers + [dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            w = torch.empty(k, a, b)
+            for j in range(k):  # the default nn.Linear initialisation, per model
+                nn.init.kaiming_uniform_(w[j].T, a=math.sqrt(5))
+            self.weights.append(nn.Parameter(w))
+            bound = 1 / math.sqrt(a)
+            self.biases.append(nn.Parameter(torch.empty(k, 1, b).uniform_(-bound, bound)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.sigmas.numel()
+        h = x.expand(k, *x.shape) if x.ndim == 2 else x
+        if h.ndim != 3 or h.shape[0] != k:
+            raise ValueError(f"x must have shape (N, d) or ({k}, N, d), got {tuple(x.shape)}")
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = F.silu(h)
+        return h / self.sigmas[:, None, None]
+
+
+def train_single_sigma_models(mixture: GaussianMixture, sigmas: Sequence[float], n_steps: int,
+                              hidden: int = 64, n_layers: int = 2, batch_size: int = 256, lr: float = 2e-3,
+                              seed: int = 0) -> StackedScoreMLP:
+    """One score model per σ_k, each trained only by DSM at its own σ_k (Vincent 2011):
+
+        min_θk ½ E_{x∼p, z} ‖s_θk(x + σ_k z) + z/σ_k‖²,   summed over k with weight σ_k²
+
+    (the weight only rescales each model's own loss, which Adam ignores). The models see noisy
+    points x̃ ∼ p_σk only, so they are accurate where p_σk has mass and unconstrained elsewhere.
+    """
+    torch.manual_seed(seed)  # the initial weights
+    model = StackedScoreMLP(sigmas, dim=mixture.dim, hidden=hidden, n_layers=n_layers)
+
+    def loss_fn(m: StackedScoreMLP, x: Tensor, generator: torch.Generator) -> Tensor:
+        sig = m.sigmas[:, None, None]
+        z = torch.randn((sig.shape[0], *x.shape), generator=generator, device=generator.device).to(x.device)
+        s = m(x[None] + sig * z)
+        return (sig[:, :, 0] ** 2 * 0.5 * ((s + z / sig) ** 2).sum(-1)).mean(-1).sum()
+
+    fit(model, loss_fn, mixture.sample, n_steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu",
+        desc="single-σ models")
+    return model
+
+
+# -- a fast σ-frozen view of NoiseConditionalScoreMLP --------------------------------------------
+def frozen_sigma_score(model: nn.Module) -> Callable[[Tensor, float], Tensor]:
+    """score_fn(x, σ) = model(x, σ), with the σ-conditioning precomputed once per σ.
+
+    In :class:`NoiseConditionalScoreMLP` every hidden layer adds U_l e(σ); for a fixed σ that is
+    a constant bias, so per σ we fold b_l + U_l e(σ) into one vector and run a plain MLP (about
+    2× faster in a sampler that calls the model thousands of times with a handful of σ values).
+    Any other model is called as is.
+    """
+    parts = ("embed", "layers", "cond", "out", "act", "scale_by_sigma")
+    if not isinstance(model, NoiseConditionalScoreMLP) or not all(hasattr(model, p) for p in parts):
+        return lambda x, sigma: model(x, sigma)
+    cache: dict[tuple[float, torch.dtype, torch.device], list[Tensor]] = {}
+
+    @torch.no_grad()
+    def score(x: Tensor, sigma: float) -> Tensor:
+        key = (float(sigma), x.dtype, x.device)
+        if key not in cache:
+            e = model.embed(torch.full((1,), float(sigma), dtype=x.dtype, device=x.device))
+            pairs = zip(model.layers, model.cond, strict=True)
+            cache[key] = [layer.bias + cond(e)[0] for layer, cond in pairs]
+        h = x.reshape(x.shape[0], -1)
+        for layer, bias in zip(model.layers, cache[key], strict=True):
+            h = model.act(torch.addmm(bias, h, layer.weight.T))
+        out = model.out(h)
+        if model.scale_by_sigma:
+            out = out / float(sigma)
+        return out.reshape(x.shape)
+
+    return score
+
+
+@contextlib.contextmanager
+def _quiet_sampler():
+    """Keep the sampler's tqdm bar off inside a widget callback (it has no ``progress`` switch)."""
+    if "progress" in inspect.signature(annealed_langevin).parameters:
+        yield {"progress": False}
+        return
+    old = os.environ.get("CI")
+    os.environ["CI"] = "1"  # sampling._progress_disabled() honours CI
+    try:
+        yield {}
+    finally:
+        if old is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = old
+
+
+# -- explorer 1: the σ trade-off -----------------------------------------------------------------
+class NoiseTradeoffExplorer(Explorer):
+    """σ slider: p_σ and its score, and where a model trained at that single σ is accurate.
+
+    Everything is precomputed for the σ values in ``sigmas`` (one DSM-trained model each), so a
+    slider move only swaps image data. Readouts per σ: the Fisher divergence E_{p_σ}‖s_θ − ∇log p_σ‖²
+    (what training minimises), the unweighted box average of the same error, and the share of the
+    box where the model is "accurate" (‖s_θ − ∇log p_σ‖² below 10 % of E_{p_σ}‖∇log p_σ‖²).
+    """
+
+    def __init__(self, mixture: GaussianMixture | None = None,
+                 sigmas: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+                 n_steps: int = 1500, lim: float = 10.0, grid_n: int = 100, quiver_n: int = 17,
+                 hidden: int = 64, seed: int = 0, models: StackedScoreMLP | None = None):
+        self.mixture = mixture if mixture is not None else ncsn_mixture()
+        self.sigma_values = [float(s) for s in sigmas]
+        if not self.sigma_values or min(self.sigma_values) <= 0:
+            raise ValueError(f"sigmas must be positive, got {self.sigma_values}")
+        self.lim = float(lim)
+        self.models = models if models is not None else train_single_sigma_models(
+            self.mixture, self.sigma_values, n_steps, hidden=hidden, seed=seed)
+        self._precompute(grid_n, quiver_n)
+        self._build_figure()
+        start = self.sigma_values[len(self.sigma_values) // 2]
+        slider = widgets.SelectionSlider(options=self.sigma_values, value=start, description="σ",
+                                         continuous_update=True, layout=widgets.Layout(width="420px"))
+        super().__init__({"sigma": slider})
+
+    @torch.no_grad()
+    def _precompute(self, grid_n: int, quiver_n: int) -> None:
+        _, _, pts = grid(self.lim, grid_n)
+        Xq, Yq, qpts = grid(self.lim, quiver_n)
+        self.quiver_xy = (Xq, Yq)
+        model_scores = self.models(pts)  # (K, n², 2)
+        area = (2 * self.lim) ** 2
+        self.frames = []
+        for k, sigma in enumerate(self.sigma_values):
+            p_sigma = self.mixture.perturb(sigma)
+            density = p_sigma.log_prob(pts).exp()
+            xs = p_sigma.sample(4000, generator=make_generator(k))
+            unit = (p_sigma.score(xs) ** 2).sum(-1).mean()  # E_{p_σ}‖∇log p_σ‖², the natural scale
+            # errors in that unit; the weighted map p_σ·area·err averages over the box to ≈ the Fisher error
+            err = ((model_scores[k] - p_sigma.score(pts)) ** 2).sum(-1) / unit
+            weighted = density * area * err
+            fisher = ((self.models(xs)[k] - p_sigma.score(xs)) ** 2).sum(-1).mean() / unit
+            q = p_sigma.score(qpts)
+            q = q / (q.norm(dim=-1, keepdim=True) + 1e-12)
+            self.frames.append({
+                "density": density.reshape(grid_n, grid_n).numpy(),
+                "error": err.clamp_min(1e-12).reshape(grid_n, grid_n).numpy(),
+                "weighted": weighted.clamp_min(1e-12).reshape(grid_n, grid_n).numpy(),
+                "quiver": q.reshape(quiver_n, quiver_n, 2).numpy(),
+                "fisher": fisher.item(),
+                "box_average": err.mean().item(),
+                "accurate": (err < 0.1).double().mean().item(),
+            })
+
+    def _build_figure(self) -> None:
+        self.fig, axes = new_figure(3, size=3.3)
+        ext = (-self.lim, self.lim, -self.lim, self.lim)
+        f0 = self.frames[0]
+        self.im_density = axes[0].imshow(f0["density"], origin="lower", extent=ext, cmap=DENSITY_CMAP,
+                                         interpolation="nearest")
+        Xq, Yq = self.quiver_xy
+        self.quiver = axes[0].quiver(Xq, Yq, f0["quiver"][..., 0], f0["quiver"][..., 1], color="#f4f4f4",
+                                     angles="xy", pivot="mid", scale=25, width=0.005)
+        norm = LogNorm(1e-4, 1e2, clip=True)  # errors in units of E_pσ‖∇log p_σ‖²
+        self.im_error = axes[1].imshow(f0["error"], origin="lower", extent=ext, cmap=ERROR_CMAP, norm=norm,
+                                       interpolation="nearest")
+        self.im_weighted = axes[2].imshow(f0["weighted"], origin="lower", extent=ext, cmap=ERROR_CMAP,
+                                          norm=norm, interpolation="nearest")
+        modes = self.mixture.means.numpy()
+        for ax in axes[1:]:
+            ax.scatter(modes[:, 0], modes[:, 1], marker="+", c="#2a9df4", s=60, linewidths=1.5)
+        cbar = self.fig.colorbar(self.im_weighted, ax=axes[2], fraction=0.046, pad=0.02,
+                                 ticks=[1e-4, 1e-2, 1, 1e2])
+        cbar.ax.minorticks_off()  # dozens of log-scale minor ticks would double the render time
+        titles = ["p_σ and its score", "error ‖s_θ − ∇log p_σ‖²", "weighted by p_σ"]
+        for ax, t in zip(axes, titles, strict=True):
+            style_axes(ax, self.lim)
+            ax.set_title(t, fontsize=9)
+        self.axes = axes
+
+    def draw(self, sigma: float) -> str:
+        f = self.frames[self.sigma_values.index(sigma)]
+        self.im_density.set_data(f["density"])
+        self.im_density.set_clim(0, f["density"].max())
+        self.quiver.set_UVC(f["quiver"][..., 0], f["quiver"][..., 1])
+        self.im_error.set_data(f["error"])
+        self.im_weighted.set_data(f["weighted"])
+        self.axes[0].set_title(f"p_σ and its score, σ = {sigma:g}", fontsize=9)
+        self.axes[1].set_title(f"error: box average {f['box_average']:.3g}", fontsize=9)
+        self.axes[2].set_title(f"weighted by p_σ: Fisher {f['fisher']:.3g}", fontsize=9)
+        return (f"σ = {sigma:g}: Fisher error E_pσ‖s_θ − ∇log p_σ‖² = {f['fisher']:.3g}, box average "
+                f"{f['box_average']:.3g} (units of E_pσ‖∇log p_σ‖²); accurate (error < 0.1) on "
+                f"{100 * f['accurate']:.0f}% of the box")
+
+
+# -- explorer 2: annealed Langevin on the learned model --------------------------------------------
+class AnnealingExplorer(Explorer):
+    """σ_1, σ_L, L, ε, T sliders driving annealed Langevin on a learned noise-conditional model.
+
+    ``n_particles`` start from U[−8, 8]² (Song & Ermon's toy) with a fixed seed, so moving a slider
+    changes the schedule, not the randomness. The right panel compares the fraction of samples
+    nearest each mode (± binomial standard error) with the true weights; the status line gives the
+    total-variation mode-weight error ½Σ_k|f_k − w_k| and the sliced Wasserstein distance SW₂ to data.
+    """
+
+    def __init__(self, model: nn.Module, mixture: GaussianMixture | None = None, n_particles: int = 300,
+                 sigma_1: float = 20.0, sigma_L: float = 1.0, L: int = 10, eps: float = 0.1, T: int = 10,
+                 lim: float = 10.0, seed: int = 0, n_data: int | None = None, n_projections: int = 64,
+                 dpi: float = 72):
+        self.mixture = mixture if mixture is not None else ncsn_mixture()
+        self.score_fn = frozen_sigma_score(model)
+        self.lim, self.seed, self.n_projections = float(lim), int(seed), int(n_projections)
+        g = make_generator(seed)
+        self.x0 = torch.rand(int(n_particles), self.mixture.dim, generator=g) * 16 - 8
+        # as many data points as particles: SW₂ between equal-size sets is a plain sort (fastest path)
+        self.data = self.mixture.sample(int(n_data or n_particles), generator=g)
+        self.samples = self.x0
+        self.quality: dict[str, float] = {}
+        self._build_figure()
+        log = lambda v, lo, hi, desc, step=0.05: widgets.FloatLogSlider(
+            value=v, base=10, min=lo, max=hi, step=step, description=desc, readout_format=".3g")
+        super().__init__({
+            "sigma_1": log(sigma_1, -1, 2, "σ₁"),
+            "sigma_L": log(sigma_L, -2, 1, "σ_L"),
+            "L": widgets.IntSlider(value=L, min=1, max=30, description="L"),
+            "eps": log(eps, -3, 0, "ε"),
+            "T": widgets.IntSlider(value=T, min=1, max=200, description="T"),
+        }, dpi=dpi)
+
+    def _build_figure(self) -> None:
+        self.fig, (ax, axq) = new_figure(2, size=3.4)
+        n = 80
+        _, _, pts = grid(self.lim, n)
+        with torch.no_grad():
+            dens = self.mixture.log_prob(pts).exp().reshape(n, n).numpy()
+        ax.imshow(dens, origin="lower", extent=(-self.lim, self.lim, -self.lim, self.lim), cmap="Greys",
+                  alpha=0.6, interpolation="nearest")
+        self.scatter = ax.scatter(self.x0[:, 0], self.x0[:, 1], s=4, c=SAMPLE_COLOR, alpha=0.7, linewidths=0)
+        style_axes(ax, self.lim)
+        self.sample_title = ax.set_title("", fontsize=9)
+        # quality panel: bars = fraction of samples nearest each mode (± 2 se), black ticks = true weights
+        K = self.mixture.n_components
+        idx = np.arange(K)
+        self.bars = axq.bar(idx, np.zeros(K), width=0.6, color=SAMPLE_COLOR)
+        axq.scatter(idx, self.mixture.weights.numpy(), marker="_", s=900, c="k", linewidths=2, zorder=3)
+        self.errbars = LineCollection([], colors="k", linewidths=1.2)
+        axq.add_collection(self.errbars)
+        labels = ([f"({', '.join(f'{v:g}' for v in m)})" for m in self.mixture.means.tolist()]
+                  if K <= 4 else [str(i) if i % max(K // 6, 1) == 0 else "" for i in idx])
+        axq.set_xticks(idx, labels, fontsize=8)
+        axq.set_yticks([0, 0.5, 1])
+        axq.set_ylim(0, 1)
+        axq.set_xlim(-0.6, K - 0.4)
+        self.quality_title = axq.set_title("", fontsize=9)
+        self.axes = (ax, axq)
+
+    def draw(self, sigma_1: float, sigma_L: float, L: int, eps: float, T: int) -> str:
+        if not sigma_L < sigma_1:
+            return f"σ_L = {sigma_L:.3g} must be below σ₁ = {sigma_1:.3g}: move one of them (frame unchanged)"
+        sigmas = geometric_sigmas(sigma_1, sigma_L, L)
+        try:
+            with _quiet_sampler() as kwargs:
+                x = annealed_langevin(self.score_fn, self.x0, sigmas, eps, T,
+                                      generator=make_generator(self.seed), **kwargs)
+        except LangevinDivergenceError:
+            x = None
+        if x is None or x.abs().max() > 1e3 * self.lim:  # non-finite, or finite but flung far away
+            alpha_1 = eps * (sigma_1 / sigma_L) ** 2
+            return f"diverged with ε = {eps:.3g} (α₁ = ε·σ₁²/σ_L² = {alpha_1:.3g}): lower ε (frame unchanged)"
+        self.samples = x
+        self.scatter.set_offsets(x.clamp(-self.lim, self.lim).numpy())
+        mf = mode_fractions(x, self.mixture)
+        f, se = mf.fractions.numpy(), mf.stderr.numpy()
+        for bar, h in zip(self.bars, f, strict=True):
+            bar.set_height(h)
+        self.errbars.set_segments([[(i, fi - 2 * si), (i, fi + 2 * si)]
+                                   for i, (fi, si) in enumerate(zip(f, se, strict=True))])
+        tv = 0.5 * float(np.abs(f - self.mixture.weights.numpy()).sum())
+        sw = sliced_wasserstein(x, self.data, n_projections=self.n_projections, generator=make_generator(1))
+        self.quality = {"mode_weight_error": tv, "sliced_wasserstein": sw}
+        gamma = (sigma_1 / sigma_L) ** (1 / max(L - 1, 1))
+        self.sample_title.set_text(f"L={L}, σ {sigma_1:.3g}→{sigma_L:.3g}, ε={eps:.3g}, T={T}")
+        self.quality_title.set_text(f"mode weights: error {tv:.3f}, SW to data {sw:.2f}")
+        weights = ", ".join(f"{v:.3f}±{s:.3f}" for v, s in zip(f, se, strict=True))
+        return (f"L={L} levels σ {sigma_1:.3g}→{sigma_L:.3g} (γ = {gamma:.3f}), ε={eps:.3g}, T={T}: "
+                f"mode weights {weights} (truth {self.mixture.weights.tolist()}); "
+                f"½Σ|f−w| = {tv:.3f}; SW₂ = {sw:.2f}")
