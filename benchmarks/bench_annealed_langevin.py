@@ -21,11 +21,11 @@ import torch
 from scoretutor.densities import ncsn_mixture
 from scoretutor.device import get_device, make_generator
 from scoretutor.losses import ncsn_loss
-from scoretutor.models import NoiseConditionalScoreMLP
+from scoretutor.models import NoiseConditionalScoreMLP, frozen_sigma_score
 from scoretutor.sampling import annealed_langevin
 from scoretutor.schedules import geometric_sigmas
 from scoretutor.training import fit
-from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer, frozen_sigma_score
+from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
 
 def _sync(device: torch.device) -> None:

@@ -43,7 +43,7 @@ from scoretutor.densities import ncsn_mixture, rings
 from scoretutor.exercises.annealing import check_annealed_langevin
 from scoretutor.losses import ncsn_loss
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
-from scoretutor.models import NoiseConditionalScoreMLP
+from scoretutor.models import NoiseConditionalScoreMLP, frozen_sigma_score
 from scoretutor.sampling import annealed_langevin, langevin
 from scoretutor.schedules import (
     geometric_sigmas,
@@ -55,7 +55,7 @@ from scoretutor.schedules import (
     sigma_max_from_data,
 )
 from scoretutor.training import fit
-from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer, frozen_sigma_score
+from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
 device = get_device()
 gen = torch.Generator().manual_seed(0)

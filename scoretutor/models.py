@@ -15,6 +15,7 @@ piecewise constant).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -127,6 +128,38 @@ class NoiseConditionalScoreMLP(nn.Module):
         if self.scale_by_sigma:
             out = out / s[:, None]
         return out.reshape(x.shape)
+
+
+def frozen_sigma_score(model: nn.Module) -> Callable[[Tensor, float], Tensor]:
+    """score_fn(x, σ) = model(x, σ), with the σ-conditioning precomputed once per σ.
+
+    In :class:`NoiseConditionalScoreMLP` every hidden layer adds U_l e(σ); for a fixed σ that is
+    a constant bias, so per σ we fold b_l + U_l e(σ) into one vector and run a plain MLP (about
+    2× faster in a sampler that calls the model thousands of times with a handful of σ values).
+    Any other model is called as is. The folded biases are a snapshot of the current weights:
+    build a new one after further training.
+    """
+    parts = ("embed", "layers", "cond", "out", "act", "scale_by_sigma")
+    if not isinstance(model, NoiseConditionalScoreMLP) or not all(hasattr(model, p) for p in parts):
+        return lambda x, sigma: model(x, sigma)
+    cache: dict[tuple[float, torch.dtype, torch.device], list[Tensor]] = {}
+
+    @torch.no_grad()
+    def score(x: Tensor, sigma: float) -> Tensor:
+        key = (float(sigma), x.dtype, x.device)
+        if key not in cache:
+            e = model.embed(torch.full((1,), float(sigma), dtype=x.dtype, device=x.device))
+            pairs = zip(model.layers, model.cond, strict=True)
+            cache[key] = [layer.bias + cond(e)[0] for layer, cond in pairs]
+        h = x.reshape(x.shape[0], -1)
+        for layer, bias in zip(model.layers, cache[key], strict=True):
+            h = model.act(torch.addmm(bias, h, layer.weight.T))
+        out = model.out(h)
+        if model.scale_by_sigma:
+            out = out / float(sigma)
+        return out.reshape(x.shape)
+
+    return score
 
 
 class EnergyMLP(nn.Module):

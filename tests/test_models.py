@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scoretutor.models import EnergyMLP, NoiseConditionalScoreMLP, ScoreMLP
+from scoretutor.models import EnergyMLP, NoiseConditionalScoreMLP, ScoreMLP, frozen_sigma_score
 
 DT = torch.float64
 
@@ -81,3 +81,16 @@ def test_bad_arguments_raise_value_errors():
         model(torch.randn(3, 2), torch.ones(4))
     with pytest.raises(ValueError, match="expected x of shape"):
         ScoreMLP(2)(torch.randn(3, 3))
+
+
+def test_frozen_sigma_score_equals_the_model():
+    torch.manual_seed(0)
+    for scale in (True, False):
+        model = NoiseConditionalScoreMLP(hidden=32, n_layers=3, embed_dim=8, scale_by_sigma=scale)
+        fast = frozen_sigma_score(model)
+        x = torch.randn(50, 2)
+        for sigma in (20.0, 3.3, 1.0, 0.05):
+            with torch.no_grad():
+                assert torch.allclose(fast(x, sigma), model(x, sigma), rtol=1e-5, atol=1e-6)
+    other = lambda x, s: -x / s**2
+    assert torch.equal(frozen_sigma_score(other)(torch.ones(3, 2), 2.0), torch.full((3, 2), -0.25))

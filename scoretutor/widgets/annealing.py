@@ -15,11 +15,8 @@ bench_annealed_langevin.py`` for the update latency).
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -32,7 +29,7 @@ from torch import nn
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.device import make_generator
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
-from scoretutor.models import NoiseConditionalScoreMLP
+from scoretutor.models import frozen_sigma_score
 from scoretutor.plotting import DENSITY_CMAP, ERROR_CMAP, SAMPLE_COLOR, grid, style_axes
 from scoretutor.sampling import LangevinDivergenceError, annealed_langevin
 from scoretutor.schedules import geometric_sigmas
@@ -44,7 +41,6 @@ Tensor = torch.Tensor
 __all__ = [
     "StackedScoreMLP",
     "train_single_sigma_models",
-    "frozen_sigma_score",
     "NoiseTradeoffExplorer",
     "AnnealingExplorer",
 ]
@@ -114,55 +110,6 @@ def train_single_sigma_models(mixture: GaussianMixture, sigmas: Sequence[float],
     fit(model, loss_fn, mixture.sample, n_steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu",
         desc="single-σ models")
     return model
-
-
-# -- a fast σ-frozen view of NoiseConditionalScoreMLP --------------------------------------------
-def frozen_sigma_score(model: nn.Module) -> Callable[[Tensor, float], Tensor]:
-    """score_fn(x, σ) = model(x, σ), with the σ-conditioning precomputed once per σ.
-
-    In :class:`NoiseConditionalScoreMLP` every hidden layer adds U_l e(σ); for a fixed σ that is
-    a constant bias, so per σ we fold b_l + U_l e(σ) into one vector and run a plain MLP (about
-    2× faster in a sampler that calls the model thousands of times with a handful of σ values).
-    Any other model is called as is.
-    """
-    parts = ("embed", "layers", "cond", "out", "act", "scale_by_sigma")
-    if not isinstance(model, NoiseConditionalScoreMLP) or not all(hasattr(model, p) for p in parts):
-        return lambda x, sigma: model(x, sigma)
-    cache: dict[tuple[float, torch.dtype, torch.device], list[Tensor]] = {}
-
-    @torch.no_grad()
-    def score(x: Tensor, sigma: float) -> Tensor:
-        key = (float(sigma), x.dtype, x.device)
-        if key not in cache:
-            e = model.embed(torch.full((1,), float(sigma), dtype=x.dtype, device=x.device))
-            pairs = zip(model.layers, model.cond, strict=True)
-            cache[key] = [layer.bias + cond(e)[0] for layer, cond in pairs]
-        h = x.reshape(x.shape[0], -1)
-        for layer, bias in zip(model.layers, cache[key], strict=True):
-            h = model.act(torch.addmm(bias, h, layer.weight.T))
-        out = model.out(h)
-        if model.scale_by_sigma:
-            out = out / float(sigma)
-        return out.reshape(x.shape)
-
-    return score
-
-
-@contextlib.contextmanager
-def _quiet_sampler():
-    """Keep the sampler's tqdm bar off inside a widget callback (it has no ``progress`` switch)."""
-    if "progress" in inspect.signature(annealed_langevin).parameters:
-        yield {"progress": False}
-        return
-    old = os.environ.get("CI")
-    os.environ["CI"] = "1"  # sampling._progress_disabled() honours CI
-    try:
-        yield {}
-    finally:
-        if old is None:
-            os.environ.pop("CI", None)
-        else:
-            os.environ["CI"] = old
 
 
 # -- explorer 1: the σ trade-off -----------------------------------------------------------------
@@ -329,9 +276,8 @@ class AnnealingExplorer(Explorer):
             return f"σ_L = {sigma_L:.3g} must be below σ₁ = {sigma_1:.3g}: move one of them (frame unchanged)"
         sigmas = geometric_sigmas(sigma_1, sigma_L, L)
         try:
-            with _quiet_sampler() as kwargs:
-                x = annealed_langevin(self.score_fn, self.x0, sigmas, eps, T,
-                                      generator=make_generator(self.seed), **kwargs)
+            x = annealed_langevin(self.score_fn, self.x0, sigmas, eps, T,
+                                  generator=make_generator(self.seed), progress=False)
         except LangevinDivergenceError:
             x = None
         if x is None or x.abs().max() > 1e3 * self.lim:  # non-finite, or finite but flung far away
