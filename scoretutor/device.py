@@ -66,3 +66,14 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     else:
         g.manual_seed(int(seed))
     return g
+
+
+def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z ~ N(0, I) shaped like x, drawn on the generator's device and moved to x's device.
+
+    A CPU generator then reproduces the same draws whether x lives on the CPU or a GPU.
+    """
+    if generator is None:
+        return torch.randn_like(x)
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device)
+    return z.to(x.device)

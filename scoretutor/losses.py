@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from scoretutor.device import randn_like
+
 Tensor = torch.Tensor
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -50,18 +52,10 @@ def _call_score(score_fn: ScoreFn, x: Tensor, name: str = "score_fn") -> Tensor:
     return s
 
 
-def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """N(0, I) noise shaped like ``like``, drawn on the generator's device and moved to ``like``'s."""
-    if generator is None:
-        return torch.randn_like(like)
-    z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=generator.device)
-    return z.to(like.device)
-
-
 def _probe(like: Tensor, kind: str, generator: torch.Generator | None) -> Tensor:
     """A random vector v with E[v] = 0 and E[v vᵀ] = I: Rademacher (±1) or standard Gaussian."""
     if kind == "gaussian":
-        return _randn(like, generator)
+        return randn_like(like, generator)
     if kind == "rademacher":
         device = like.device if generator is None else generator.device
         bits = torch.randint(0, 2, like.shape, generator=generator, device=device)
@@ -188,7 +182,7 @@ def denoising_score_matching(score_fn: ScoreFn, x: Tensor, sigma: float | Tensor
     """
     x = _check_batch(x)
     s_ = _sigma_per_example(sigma, x)
-    z = _randn(x, generator)
+    z = randn_like(x, generator)
     x_noisy = x + s_ * z
     s = _call_score(score_fn, x_noisy)
     return 0.5 * _sq_norm(s + (x_noisy - x) / s_**2).mean()
@@ -239,7 +233,7 @@ def ncsn_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigmas: Sequ
         levels = levels.long()
     sig = sig_all[levels]  # (N,)
     sig_b = sig.reshape(-1, *([1] * (x.ndim - 1)))
-    z = _randn(x, generator)
+    z = randn_like(x, generator)
     x_noisy = x + sig_b * z
     s = model(x_noisy, sig)
     if not isinstance(s, Tensor) or s.shape != x.shape:

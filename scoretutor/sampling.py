@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scoretutor.config import fast_mode
+from scoretutor.device import randn_like
 
 Tensor = torch.Tensor
 
@@ -89,14 +90,6 @@ def _check_sigmas(sigmas) -> list[float]:
     if any(b >= a for a, b in zip(s, s[1:], strict=False)):
         raise ValueError(f"sigmas must be strictly decreasing (σ_1 > … > σ_L), got {s}")
     return s
-
-
-def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """z ~ N(0, I) shaped like x, drawn on the generator's device and moved to x's."""
-    if generator is None:
-        return torch.randn_like(x)
-    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device)
-    return z.to(x.device)
 
 
 def _call_score(score_fn: Callable, x: Tensor, *args) -> Tensor:
@@ -161,7 +154,7 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float,
     traj.add(0, x)
     noise_scale = math.sqrt(2 * eps)
     for i in tqdm(range(1, n_steps + 1), desc="Langevin", disable=_progress_disabled(progress)):
-        x = x + eps * _call_score(score_fn, x) + noise_scale * _randn_like(x, generator)
+        x = x + eps * _call_score(score_fn, x) + noise_scale * randn_like(x, generator)
         _check_finite(x, f"at step {i} of {n_steps}", eps)
         traj.add(i, x)
         if callback is not None:
@@ -219,7 +212,7 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
     for level, (sigma, alpha) in enumerate(zip(sig, alphas, strict=True)):
         noise_scale = math.sqrt(2 * alpha)
         for t in range(1, T + 1):
-            x = x + alpha * _call_score(score_fn, x, sigma) + noise_scale * _randn_like(x, generator)
+            x = x + alpha * _call_score(score_fn, x, sigma) + noise_scale * randn_like(x, generator)
             step += 1
             _check_finite(x, f"at level {level + 1} of {L} (σ={sigma:.3g}, α={alpha:.3g}), step {t} of {T}",
                           alphas[-1])
@@ -294,7 +287,7 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
     noise_scale = math.sqrt(2 * eps)
     shape = (N,) + (1,) * (x.ndim - 1)
     for i in tqdm(range(1, n_steps + 1), desc="MALA", disable=_progress_disabled(progress)):
-        y = x + eps * s_x + noise_scale * _randn_like(x, generator)
+        y = x + eps * s_x + noise_scale * randn_like(x, generator)
         if not torch.isfinite(y).all():
             _check_finite(y, f"at step {i} of {n_steps} (proposal)", eps)
         lp_y, s_y = evaluate(y)
