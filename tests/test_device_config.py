@@ -59,3 +59,11 @@ def test_fast_mode_rejects_garbage(monkeypatch):
     monkeypatch.setenv("SCORETUTOR_FAST", "maybe")
     with pytest.raises(ValueError, match="'maybe'"):
         config.fast_mode()
+
+
+def test_randn_like_follows_the_generator_then_moves_to_x():
+    x = torch.zeros(4, 3, dtype=torch.float64)
+    a = device.randn_like(x, device.make_generator(3))
+    b = torch.randn(4, 3, generator=device.make_generator(3), dtype=torch.float64)
+    assert torch.equal(a, b) and a.dtype == x.dtype and a.device == x.device
+    assert device.randn_like(x).shape == x.shape
