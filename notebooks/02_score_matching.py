@@ -408,7 +408,7 @@ def my_dsm(score_fn, x, sigma, generator):
     raise NotImplementedError  # your code here
 
 
-check_dsm(my_dsm)
+check_dsm(my_dsm);
 
 # %% [markdown]
 # <details><summary>Reference solution (open after trying)</summary>

@@ -110,7 +110,7 @@ def my_step(x, score_fn, eps, z):
     raise NotImplementedError  # your code here
 
 
-check_langevin_step(my_step)
+check_langevin_step(my_step);
 
 # %% [markdown]
 # <details><summary>Reference solution (open after trying)</summary>
@@ -267,7 +267,7 @@ def my_variance(eps, s2):
     raise NotImplementedError  # your formula here
 
 
-check_stationary_variance(my_variance)
+check_stationary_variance(my_variance);
 
 # %% [markdown]
 # <details><summary>Reference solution</summary>

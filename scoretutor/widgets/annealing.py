@@ -298,6 +298,7 @@ class AnnealingExplorer(Explorer):
         self.sample_title.set_text(f"L={L}, σ {sigma_1:.3g}→{sigma_L:.3g}, ε={eps:.3g}, T={T}")
         self.quality_title.set_text(f"mode weights: error {tv:.3f}, SW to data {sw:.2f}")
         weights = ", ".join(f"{v:.3f}±{s:.3f}" for v, s in zip(f, se, strict=True))
+        truth = ", ".join(f"{w:.2f}" for w in self.mixture.weights.tolist())
         return (f"L={L} levels σ {sigma_1:.3g}→{sigma_L:.3g} (γ = {gamma:.3f}), ε={eps:.3g}, T={T}: "
-                f"mode weights {weights} (truth {self.mixture.weights.tolist()}); "
+                f"mode weights {weights} (truth {truth}); "
                 f"½Σ|f−w| = {tv:.3f}; SW₂ = {sw:.2f}")
