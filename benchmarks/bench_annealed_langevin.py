@@ -38,12 +38,12 @@ def throughput(score_fn, n: int, L: int, T: int, device: torch.device, repeats: 
     sigmas = geometric_sigmas(20.0, 1.0, L)
     x0 = (torch.rand(n, 2, generator=make_generator(0)) * 16 - 8).to(device)
     g = make_generator(1, device)
-    annealed_langevin(score_fn, x0, sigmas, 0.1, 1, generator=g)  # warm-up (caches, kernels)
+    annealed_langevin(score_fn, x0, sigmas, 0.1, 1, generator=g, progress=False)  # warm-up (caches, kernels)
     best = float("inf")
     for _ in range(repeats):
         _sync(device)
         t0 = time.perf_counter()
-        annealed_langevin(score_fn, x0, sigmas, 0.1, T, generator=g)
+        annealed_langevin(score_fn, x0, sigmas, 0.1, T, generator=g, progress=False)
         _sync(device)
         best = min(best, time.perf_counter() - t0)
     return n * L * T / best

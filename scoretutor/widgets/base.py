@@ -44,6 +44,7 @@ from collections.abc import Mapping
 import ipywidgets as widgets
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 __all__ = ["Explorer", "new_figure", "figure_to_png"]
 
@@ -60,12 +61,19 @@ def new_figure(ncols: int = 1, nrows: int = 1, size: float = 3.6, layout: str | 
 
 
 def figure_to_png(fig: Figure, dpi: float = 80) -> bytes:
-    """Render the figure with Agg and encode it as PNG bytes.
+    """Render the figure once with Agg and encode the pixels as PNG bytes.
 
-    zlib level 1 instead of the default 6: about 40 % less encoding time for ~20 % larger files.
+    Faster than ``fig.savefig``: no second (layout) draw pass, and zlib level 1 instead of the
+    default 6 (about 40 % less encoding time for ~20 % larger files).
     """
+    if fig.dpi != dpi:
+        fig.set_dpi(dpi)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    width, height = canvas.get_width_height(physical=True)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
+    Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+        buf, format="png", compress_level=1)
     return buf.getvalue()
 
 
@@ -101,7 +109,7 @@ class Explorer:
         self.view = widgets.VBox(children)
         self._render()
         if self.fig.get_layout_engine() is not None:  # freeze the first frame's layout
-            self.fig.set_layout_engine("none")
+            self.fig.set_layout_engine(None)
 
     # -- the subclass hook ---------------------------------------------------------------------
     def draw(self, **values) -> str | None:
