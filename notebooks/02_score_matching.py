@@ -127,7 +127,7 @@ assert abs(lhs - rhs) < 1e-6
 # %% [markdown]
 # **Fisher − ISM is a constant.** A family of Gaussian score models $\mathbf{s}_{\mu,v}(\mathbf{x}) = -(\mathbf{x}-\mu)/v$ on
 # Gaussian data $\mathcal{N}(\mathbf{m}, cI)$ in $d=2$: we estimate both objectives on the same batches
-# (K independent batches give the standard errors) and compare with the closed forms
+# (B independent batches give the standard errors) and compare with the closed forms
 # $\mathcal{F} = \tfrac12[d(1/\sqrt c-\sqrt c/v)^2 + \|\mathbf{m}-\mu\|^2/v^2]$ and const $= d/(2c)$.
 
 # %%
@@ -135,8 +135,8 @@ d, c = 2, 0.5
 m = torch.tensor([1.0, -1.0], dtype=torch.float64)
 data_gauss = GaussianMixture(m[None], math.sqrt(c))
 vs = np.linspace(0.25, 2.0, 8)
-K, n = pick(full=30, fast=10), pick(full=2000, fast=1000)
-batches = [data_gauss.sample(n, generator=gen) for _ in range(K)]
+B, n = pick(full=30, fast=10), pick(full=2000, fast=1000)
+batches = [data_gauss.sample(n, generator=gen) for _ in range(B)]
 rows = []
 for v in vs:
     model = gaussian_score(torch.tensor([0.5, 0.0], dtype=torch.float64), float(v))
@@ -155,7 +155,8 @@ ax.legend()
 plt.show()
 diffs = np.array([r[2] for r in rows])
 print("F − J per model:", np.round(diffs[:, 0], 4), "± 2SE", np.round(2 * diffs[:, 1], 4), f"  const = {const}")
-# F − J = mean of ½‖∇log p‖² over the batches: its spread comes only from the data, not from θ.
+# F − J equals ½E‖∇log p‖² only in expectation: per batch it also contains −mean[sᵀ∇log p + tr ∇s],
+# which averages to 0 but has a θ-dependent spread (hence a separate standard error per model).
 assert np.all(np.abs(diffs[:, 0] - const) < 5 * diffs[:, 1] + 1e-9)
 
 # %% [markdown]
@@ -167,7 +168,7 @@ assert np.all(np.abs(diffs[:, 0] - const) < 5 * diffs[:, 1] + 1e-9)
 torch.manual_seed(1)
 net = ScoreMLP(2, hidden=64, n_layers=2).double()
 dsm_loss = lambda model, x, g: denoising_score_matching(model, x, 0.5, generator=g)
-x_eval = [mix.sample(pick(full=2000, fast=1000), generator=gen) for _ in range(K)]
+x_eval = [mix.sample(pick(full=2000, fast=1000), generator=gen) for _ in range(B)]
 snapshots = []
 for stage in range(4):
     F = [fisher_divergence(net, mix.score, b).item() for b in x_eval]
@@ -207,7 +208,7 @@ for v in vs_fine:
     dsm_vals.append(mean_se([denoising_score_matching(model, b, sigma, generator=gen).item() for b in batches]))
     f_vals.append(fisher_divergence(model, data_gauss.score, batches[0]).item())
     fs_vals.append(mean_se([fisher_divergence(model, p_sig.score, p_sig.sample(n, generator=gen)).item()
-                            for _ in range(K)]))
+                            for _ in range(B)]))
 dsm_m, dsm_se = np.array(dsm_vals).T
 fs_m, fs_se = np.array(fs_vals).T
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
@@ -248,7 +249,7 @@ for s in sigmas:
         errors.append(fisher_divergence(model, lambda x: mix.score(x.double()).float(), x_test).item())
     bias_only.append(fisher_divergence(lambda x, s=s: mix.perturb(s).score(x.double()).float(),
                                        lambda x: mix.score(x.double()).float(), x_test).item())
-    target_sd.append(math.sqrt(2) / s)  # sd of ‖z/σ‖ in d = 2 is about √d/σ
+    target_sd.append(math.sqrt(2) / s)  # RMS size of the target z/σ is √d/σ (total variance d/σ²)
 fig, ax = plt.subplots(figsize=(6, 3.6))
 ax.loglog(sigmas, errors, "o-", label="learned s_θ: Fisher to true p")
 ax.loglog(sigmas, bias_only, "s--", label="bias alone: F(∇log p_σ, ∇log p)")
@@ -330,7 +331,7 @@ ratio = timings["ISM exact"][-1] / timings["ISM exact"][0]
 assert ratio > 5 * timings["SSM-VR"][-1] / timings["SSM-VR"][0], "exact trace must scale worse than sliced"
 
 # %% [markdown]
-# ## 5 · One network, four objectives, and where they all fail
+# ## 5 · Three objectives, two model types, and where they all fail
 #
 # The same `ScoreMLP` trained on the NCSN mixture with ISM (exact trace), SSM-VR and DSM ($\sigma=0.1$), plus an
 # **energy** network $f_\theta$ trained with DSM through its score $-\nabla_\mathbf{x}f_\theta$ (an EBM trained without ever touching $Z_\theta$).

@@ -22,7 +22,9 @@
 #
 # $$\mathbf{x}_0 \sim \pi(\mathbf{x}), \qquad
 #   \mathbf{x}_{i+1} \leftarrow \mathbf{x}_i + \epsilon\,\nabla_\mathbf{x}\log p(\mathbf{x}_i) + \sqrt{2\epsilon}\,\mathbf{z}_i,
-#   \quad \mathbf{z}_i\sim\mathcal{N}(\mathbf{0}, I),\quad i = 0, 1, \dots, K.$$
+#   \quad \mathbf{z}_i\sim\mathcal{N}(\mathbf{0}, I),\quad i = 0, 1, \dots, K-1.$$
+#
+# (The deck writes $i = 0, \dots, K$; we count $K$ updates, as the code does.)
 #
 # It needs only the score, and it provably produces samples of $p$ — *as $\epsilon\to 0$ and $K\to\infty$*.
 # This notebook takes that fine print seriously:
@@ -220,7 +222,7 @@ assert final["ULA ε = 0.01"] > final["ULA ε = 0.05"] or late["ULA ε = 0.01"] 
 #
 # $$v_\infty = \frac{2\epsilon}{1-(1-\epsilon/s^2)^2} = \frac{s^2}{1-\epsilon/(2s^2)} \;>\; s^2 .$$
 #
-# The unadjusted chain (ULA) is **too wide by a factor $1/(1-\epsilon/2s^2)$**, an $O(\epsilon)$ bias that no number of
+# The unadjusted chain (ULA) is **too wide by a factor $1/(1-\epsilon/(2s^2))$**, an $O(\epsilon)$ bias that no number of
 # steps removes. MALA rejects exactly the proposals that cause it. Below: the variance each sampler settles at,
 # started from exact samples of $\mathcal{N}(0, 1)$, against the formula (error bars: $\pm 2$ standard errors).
 
@@ -302,7 +304,9 @@ assert explorer.last_update_s < 5.0
 # With a *learned* score the picture changes. Training minimises the Fisher divergence
 #
 # $$\mathbb{E}_{p(\mathbf{x})}\big[\|\nabla_\mathbf{x}\log p(\mathbf{x}) - \mathbf{s}_\theta(\mathbf{x})\|_2^2\big]
-#   = \int p(\mathbf{x})\,\|\nabla_\mathbf{x}\log p(\mathbf{x}) - \mathbf{s}_\theta(\mathbf{x})\|_2^2\,d\mathbf{x},$$
+#   = \int p(\mathbf{x})\,\|\nabla_\mathbf{x}\log p(\mathbf{x}) - \mathbf{s}_\theta(\mathbf{x})\|_2^2\,d\mathbf{x}$$
+#
+# (the numbers below carry notebook 02's factor $\tfrac12$),
 #
 # so errors count **weighted by $p(\mathbf{x})$**: where there is no data, nothing is learned. We train notebook 02's
 # model — a `ScoreMLP` with denoising score matching at a small $\sigma = 0.1$ (so $p_\sigma \approx p$) — on samples
@@ -394,8 +398,8 @@ print("Langevin, learned score:", mf_learned)
 # With the learned score, every particle's first steps follow a field that was never trained: where the boundary
 # between the two basins ends up (and so how the particles split between the modes) is an accident of the network,
 # and with short training some particles are still stranded in the gap. But both Langevin panels share a more
-# striking feature, and it is *not* caused by the learned score: the lower-left mode holds half of the particles
-# or more, instead of one fifth. That is the next failure.
+# striking feature, and it is *not* caused by the learned score: the lower-left mode holds about half of the particles,
+# instead of one fifth. That is the next failure.
 #
 # ## 6 · The mode-weight failure: the exact score, the wrong weights
 #
@@ -435,7 +439,8 @@ plt.show()
 #
 # which does **not depend on the weights** $w_1, w_2$. The weights are encoded only in the score of the
 # low-density gap between the modes (where the responsibilities switch), and a particle must cross that gap to feel
-# them: its barrier in $-\log p$ is about 25 nats, so a crossing takes of the order of $e^{25}\approx 7\times 10^{10}$ steps.
+# them: its barrier in $-\log p$ is 23–25 nats, so a crossing takes of the order of $e^{24}$ time units of the
+# underlying diffusion, i.e. more than $10^{11}$ Langevin steps at $\epsilon = 0.1$.
 # Each particle therefore stays in the basin it started in, and the mode fractions are the **areas of the basins**
 # under the initial distribution — about one half each for a uniform start. A Metropolis correction does not help
 # either: MALA is exact *in the limit*, but it mixes between modes just as slowly.
@@ -463,7 +468,7 @@ barrier = (mix64.energy(torch.zeros(1, 2, dtype=torch.float64)) - mix64.energy(m
 print(f"energy barrier from (5,5) to the saddle at 0: {barrier:.1f} nats → e^barrier ≈ {math.exp(barrier):.1e}")
 
 # %% [markdown]
-# Near the modes the two scores agree to better than $10^{-6}$ (in fact to ~$10^{-35}$); only in a thin band in the
+# Near the modes the two scores agree to better than $10^{-6}$ (mathematically to ~$10^{-24}$; in float64 the computed difference is exactly 0); only in a thin band in the
 # gap — where $p \approx 10^{-12}$ and no particle ever goes — do they differ, by several units (the size of the score itself). Longer chains do not help on any practical time
 # scale. Try it in the explorer: raise $K$ and watch the mode fractions in the status line stay put.
 
@@ -477,7 +482,7 @@ print(explorer_modes.status_text)
 # ## Summary
 #
 # * Langevin dynamics turns a score into samples: $\mathbf{x}_{i+1} = \mathbf{x}_i + \epsilon\,\mathbf{s}(\mathbf{x}_i) + \sqrt{2\epsilon}\,\mathbf{z}_i$.
-# * At finite $\epsilon$ it is **biased** — for a Gaussian the stationary variance is $s^2/(1-\epsilon/2s^2)$ — and too large
+# * At finite $\epsilon$ it is **biased** — for a Gaussian the stationary variance is $s^2/(1-\epsilon/(2s^2))$ — and too large
 #   an $\epsilon$ diverges; Metropolis adjustment (MALA) removes the bias when $\log p$ is available.
 # * A **learned** score is accurate only where $p$ has mass: the Fisher divergence weights errors by $p(\mathbf{x})$,
 #   and Langevin chains start exactly where it was never trained.

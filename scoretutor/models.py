@@ -2,7 +2,8 @@
 
 - ``ScoreMLP``: s_θ(x): R^d → R^d, a plain MLP that outputs the score directly.
 - ``NoiseConditionalScoreMLP``: s_θ(x, σ), conditioned on the noise level through an embedding of
-  log σ; with ``scale_by_sigma`` the output is s(x, σ)/σ (NCSNv2, Song & Ermon 2020).
+  log σ; with ``scale_by_sigma`` the output is net(x, σ)/σ (the 1/σ scaling of NCSNv2, Song & Ermon 2020,
+  which itself uses an unconditional net(x)).
 - ``EnergyMLP``: a scalar energy f_θ(x) with score s_θ(x) = −∇ₓ f_θ(x) (the score of
   p_θ = e^{−f_θ}/Z_θ, since ∇ₓ log Z_θ = 0), computed by autograd.
 
@@ -88,7 +89,8 @@ class NoiseConditionalScoreMLP(nn.Module):
     """s_θ(x, σ) ≈ ∇ₓ log p_σ(x): an MLP whose every hidden layer is shifted by a σ-embedding.
 
     h_{l+1} = SiLU(W_l h_l + U_l e(σ) + b_l); with ``scale_by_sigma`` the output is
-    s_θ(x, σ) = net(x, σ)/σ, matching the ∝ 1/σ size of the true perturbed score (NCSNv2).
+    s_θ(x, σ) = net(x, σ)/σ, matching the ∝ 1/σ size of the true perturbed score (NCSNv2's scaling;
+    NCSNv2 itself drops the σ-embedding and uses an unconditional net(x)/σ).
     ``sigma`` may be a float, a 0-d tensor, or an (N,) tensor with one level per example.
     """
 

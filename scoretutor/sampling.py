@@ -9,7 +9,7 @@ K → ∞. At finite ε the unadjusted chain is biased (for a Gaussian target N(
 variance is 2ε / (1 − (1 − ε/s²)²) instead of s², see tests/test_sampling.py); a Metropolis
 correction (MALA) removes that bias when log p is known up to a constant.
 
-Annealed Langevin (Song & Ermon 2019, Alg. 1) runs K = ``n_steps_each`` steps at each noise level
+Annealed Langevin (Song & Ermon 2019, Alg. 1) runs T = ``n_steps_each`` steps at each noise level
 σ_1 > … > σ_L with the step size α_i = ε·σ_i²/σ_L² and the noise-conditional score s(x, σ_i).
 
 Every sampler works on any tensor shape (2-D points (N, d) and images (N, C, H, W) alike), on the
