@@ -100,7 +100,8 @@ class Explorer:
         self.last_timings: dict[str, float] = {}
         self.n_updates = 0
         self._suspend = False
-        self.image = widgets.Image(format="png")
+        # Shown at its own pixel size: a column box would otherwise stretch it to the full output width.
+        self.image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
         self.status = widgets.HTML() if status else None
         for w in self.sliders.values():
             w.observe(self._on_change, names="value")
