@@ -7,7 +7,8 @@
    particles, with the exact perturbed scores of the NCSN mixture and with a NoiseConditionalScoreMLP
    (called directly, and through ``frozen_sigma_score``, which folds the σ-conditioning into biases).
 2. Widget update latency: median and 95th percentile over ``--moves`` slider moves (calling the
-   callback headlessly) for both explorers at their default settings. Target: p95 < 150 ms.
+   callback headlessly) for notebook 04's explorers and notebook 03's Langevin explorer, at their
+   default settings. Target: p95 < 150 ms.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from scoretutor.sampling import annealed_langevin
 from scoretutor.schedules import geometric_sigmas
 from scoretutor.training import fit
 from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
+from scoretutor.widgets.langevin import LangevinExplorer
 
 
 def _sync(device: torch.device) -> None:
@@ -102,15 +104,18 @@ def main() -> None:
     tradeoff = NoiseTradeoffExplorer(n_steps=50)
     options = tradeoff.sigma_values
     sigma_moves = [{"sigma": options[i % len(options)]} for i in range(moves)]
+    langevin_ex = LangevinExplorer()
+    langevin_moves = [{"eps": float(e)} for e in np.geomspace(0.01, 0.3, moves)]
     print(f"\nwidget update latency over {moves} slider moves (compute + draw + PNG), target p95 < 150 ms")
-    print(f"{'explorer (default settings)':<52}{'median ms':>10}{'p95 ms':>9}")
+    print(f"{'explorer (default settings)':<62}{'median ms':>10}{'p95 ms':>9}")
     for name, ex, mv in (
         (f"AnnealingExplorer ε moves ({annealing.x0.shape[0]} particles, L=10, T=10)", annealing, eps_moves),
         ("AnnealingExplorer T moves (T = 5…15)", annealing, t_moves),
         ("NoiseTradeoffExplorer σ moves", tradeoff, sigma_moves),
+        ("LangevinExplorer ε moves (notebook 03: 500 particles, K=100)", langevin_ex, langevin_moves),
     ):
         med, p95 = latency(ex, mv)
-        print(f"{name:<52}{med:>10.1f}{p95:>9.1f}")
+        print(f"{name:<62}{med:>10.1f}{p95:>9.1f}")
 
 
 if __name__ == "__main__":
