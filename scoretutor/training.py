@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from scoretutor.config import fast_mode
-from scoretutor.device import get_device, make_generator
+from scoretutor.device import autocast, get_device, make_generator
 
 Tensor = torch.Tensor
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
@@ -60,7 +60,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None,
         progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int = 500, grad_clip: float | None = None, weight_decay: float = 0.0,
-        desc: str = "training") -> list[float]:
+        desc: str = "training", mixed_precision: bool = False) -> list[float]:
     """Minimise ``loss_fn(model, batch, generator)`` with Adam for ``n_steps``; return the loss history.
 
     Args:
@@ -69,6 +69,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         progress: show a tqdm bar; None = on unless fast mode or CI.
         checkpoint_path: save/resume file (see module docstring).
         grad_clip: clip the global gradient norm to this value (None = no clipping).
+        mixed_precision: compute the loss under bf16 autocast — on CUDA only; elsewhere it is ignored.
     """
     n_steps = _check_positive_int(n_steps, "n_steps")
     batch_size = _check_positive_int(batch_size, "batch_size")
@@ -113,7 +114,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         for step in bar:
             step_start_state = generator.get_state()
             batch = draw(batch_size, generator)
-            loss = loss_fn(model, batch, generator)
+            with autocast(device, enabled=mixed_precision):
+                loss = loss_fn(model, batch, generator)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}; last checkpoint kept")
             opt.zero_grad(set_to_none=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scoretutor.densities import GaussianMixture
+from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.losses import denoising_score_matching
 from scoretutor.models import ScoreMLP
 from scoretutor.training import fit, progress_disabled
@@ -120,3 +120,15 @@ def test_progress_bar_is_quiet_in_fast_mode_and_ci(monkeypatch):
     assert not progress_disabled()
     monkeypatch.setenv("CI", "true")
     assert progress_disabled()
+
+
+def test_mixed_precision_is_ignored_off_cuda():
+    # bf16 autocast is for CUDA only: on the CPU the flag must change nothing, bit for bit.
+    loss = lambda m, x, g: denoising_score_matching(m, x, 0.5, generator=g)
+    runs = []
+    for amp in (False, True):
+        torch.manual_seed(0)
+        model = ScoreMLP(2, hidden=16, n_layers=2)
+        runs.append(fit(model, loss, ncsn_mixture().sample, 5, batch_size=32, device="cpu",
+                        progress=False, mixed_precision=amp))
+    assert runs[0] == runs[1]
