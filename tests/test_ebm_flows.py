@@ -107,3 +107,12 @@ def test_grad_log_partition_is_minus_model_expectation_of_grad_energy():
     # so the value itself is known too — a check that the test is not comparing two wrong numbers.
     entropy = -(mix.weights * mix.weights.log()).sum().item()
     assert fd == pytest.approx(-(1 + entropy), abs=1e-3)
+
+
+def test_banana_flow_validation():
+    with pytest.raises(ValueError, match="-1"):
+        BananaFlow(a=-1.0)
+    with pytest.raises(ValueError, match=r"\(4, 3\)"):
+        BananaFlow().log_prob(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        BananaFlow().sample(2.5)
