@@ -67,13 +67,7 @@ def main() -> None:
     device = get_device()
     print(f"device: {device}  (torch {torch.__version__}, {torch.get_num_threads()} threads)\n")
 
-    mix = ncsn_mixture(device=device)
-    levels = {}
-
-    def exact(x, sigma):
-        if sigma not in levels:
-            levels[sigma] = mix.perturb(sigma)
-        return levels[sigma].score(x)
+    exact = ncsn_mixture(device=device).noise_conditional_score()
 
     torch.manual_seed(0)
     model = NoiseConditionalScoreMLP(hidden=64, n_layers=3).to(device).eval()

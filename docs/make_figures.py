@@ -31,7 +31,7 @@ def main(out: Path = OUT, n: int = 1280, seed: int = 0) -> None:
     x0 = 16 * torch.rand(n, 2, generator=g) - 8
     sigmas = geometric_sigmas(20.0, 1.0, 10)
     plain = langevin(mix.score, x0, step_size=0.1, n_steps=1000, generator=g)
-    annealed = annealed_langevin(lambda x, s: mix.perturb(s).score(x), x0, sigmas, step_size=0.1,
+    annealed = annealed_langevin(mix.noise_conditional_score(), x0, sigmas, step_size=0.1,
                                  n_steps_each=100, generator=g, denoise_last=False)
     panels = [("data", mix.sample(n, generator=g)), ("Langevin", plain), ("annealed Langevin", annealed)]
     fig, axes = P.figure_row(3, size=3.4)

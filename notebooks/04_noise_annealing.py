@@ -237,8 +237,7 @@ plt.show()
 # %%
 EPS, T, N = 0.1, 100, 1280
 x0 = torch.rand(N, 2, generator=gen) * 16 - 8
-exact_levels = {s: mix.perturb(s) for s in sigmas.tolist()}
-exact_score = lambda x, s: exact_levels[s].score(x)
+exact_score = mix.noise_conditional_score()   # s(x, σ) = ∇log p_σ(x), p_σ = mix.perturb(σ) cached per σ
 
 x_plain = langevin(mix.score, x0, EPS, T * len(sigmas), generator=torch.Generator().manual_seed(1))
 x_exact, traj = annealed_langevin(exact_score, x0, sigmas, EPS, T, generator=torch.Generator().manual_seed(1),

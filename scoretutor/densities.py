@@ -8,8 +8,11 @@ and its noise-perturbed version p_σ = p ∗ N(0, σ²I) = Σ_k w_k N(μ_k, Σ_k
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+
+from scoretutor.device import generator_device
 
 Tensor = torch.Tensor
 
@@ -167,17 +170,32 @@ class GaussianMixture:
         eye = torch.eye(self.dim, dtype=self.covs.dtype, device=self.covs.device)
         return GaussianMixture(self.means, self.covs + sigma**2 * eye, self.weights)
 
+    def noise_conditional_score(self) -> Callable[[Tensor, float], Tensor]:
+        """The exact s(x, σ) = ∇ₓ log p_σ(x) as a function of (x, σ), caching p_σ per σ.
+
+        The exact counterpart of a trained noise-conditional model, for ``annealed_langevin``.
+        """
+        cache: dict[float, GaussianMixture] = {}
+
+        def score(x: Tensor, sigma: float) -> Tensor:
+            key = float(sigma)
+            if key not in cache:
+                cache[key] = self.perturb(key)
+            return cache[key].score(x)
+
+        return score
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n i.i.d. samples, shape (n, d): pick k ~ Categorical(w), then μ_k + L_k z."""
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n}")
         n = int(n)
-        device = generator.device if generator is not None else self.means.device
-        means, chol, weights = (t.to(device) for t in (self.means, self._chol, self.weights))
-        k = torch.multinomial(weights, n, replacement=True, generator=generator) if n else \
+        device = generator_device(generator, self.means.device)  # draw there, return on the mixture's
+        k = torch.multinomial(self.weights.to(device), n, replacement=True, generator=generator) if n else \
             torch.zeros(0, dtype=torch.long, device=device)
-        z = torch.randn(n, self.dim, generator=generator, dtype=means.dtype, device=device)
-        return means[k] + (chol[k] @ z[..., None]).squeeze(-1)
+        z = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype, device=device)
+        k, z = k.to(self.means.device), z.to(self.means.device)
+        return self.means[k] + (self._chol[k] @ z[..., None]).squeeze(-1)
 
     def component_of(self, x: Tensor) -> Tensor:
         """Index of the most responsible component for each point (mode assignment)."""

@@ -68,6 +68,13 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return g
 
 
+def generator_device(generator: torch.Generator | None, default=None) -> torch.device:
+    """Where random numbers are drawn: on the generator's device if one is given, else ``default``."""
+    if generator is not None:
+        return generator.device
+    return torch.device(default) if default is not None else torch.device("cpu")
+
+
 def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """z ~ N(0, I) shaped like x, drawn on the generator's device and moved to x's device.
 

@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from scoretutor.device import generator_device
+
 Tensor = torch.Tensor
 
 
@@ -49,4 +51,4 @@ class BananaFlow:
         """x = T⁻¹(z), z ~ N(0, I)."""
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n}")
-        return self.inverse(torch.randn(int(n), 2, generator=generator))
+        return self.inverse(torch.randn(int(n), 2, generator=generator, device=generator_device(generator)))

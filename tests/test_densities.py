@@ -177,3 +177,20 @@ def test_method_validation_names_the_bad_value():
 def test_to_moves_device_and_dtype():
     mix = ncsn_mixture().to(dtype=torch.float64)
     assert mix.means.dtype == torch.float64 and mix.weights.dtype == torch.float64
+
+
+def test_noise_conditional_score_is_the_perturbed_score():
+    mix = ncsn_mixture(dtype=torch.float64)
+    score = mix.noise_conditional_score()
+    x = 4 * torch.randn(30, 2, dtype=torch.float64)
+    for sigma in (0.5, 3.0, 0.5):  # the repeated σ comes from the cache
+        torch.testing.assert_close(score(x, sigma), mix.perturb(sigma).score(x))
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_sampling_draws_on_the_generator_device_and_returns_on_the_mixture_device(device):
+    # A CPU generator gives the same draws whatever device the mixture lives on.
+    mix = ncsn_mixture(device=device)
+    a = mix.sample(50, generator=torch.Generator().manual_seed(5))
+    assert a.device == mix.means.device
+    torch.testing.assert_close(a.cpu(), ncsn_mixture().sample(50, generator=torch.Generator().manual_seed(5)))

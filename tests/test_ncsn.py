@@ -101,15 +101,6 @@ def test_ncsn_loss_minimiser_on_gaussian_data_is_the_perturbed_score():
 
 
 # -- annealed vs plain Langevin on Song & Ermon's toy ----------------------------------------------
-def _exact_score(mixture):
-    perturbed = {}
-
-    def score(x, sigma):
-        if sigma not in perturbed:
-            perturbed[sigma] = mixture.perturb(sigma)
-        return perturbed[sigma].score(x)
-
-    return score
 
 
 def _fraction_lower_left(mixture, x) -> float:
@@ -124,7 +115,7 @@ def test_annealed_langevin_recovers_the_mode_weights_plain_langevin_does_not():
     p = ncsn_mixture()
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(N_PARTICLES, 2, generator=g) * 16 - 8
-    annealed = annealed_langevin(_exact_score(p), x0, SIGMAS, EPS, T, generator=g)
+    annealed = annealed_langevin(p.noise_conditional_score(), x0, SIGMAS, EPS, T, generator=g)
     plain = langevin(p.score, x0, EPS, T * len(SIGMAS), generator=g)
     assert abs(_fraction_lower_left(p, annealed) - 0.2) < 0.05
     assert abs(_fraction_lower_left(p, plain) - 0.2) > 0.15

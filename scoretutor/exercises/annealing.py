@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from scoretutor.densities import ncsn_mixture
+from scoretutor.metrics import mode_fractions
 from scoretutor.sampling import annealed_langevin
 from scoretutor.schedules import geometric_sigmas
 
@@ -40,12 +41,7 @@ def _variant(score_fn, x0, sigmas, eps, T, seed, alpha_rule, noise_factor=2.0) -
 def check_annealed_langevin(student_fn: Callable, n: int = 200, seed: int = 0, rtol: float = 1e-6) -> bool:
     """Run the student's sampler on the NCSN mixture with exact scores; print a verdict."""
     p = ncsn_mixture(dtype=torch.float64)
-    perturbed: dict[float, object] = {}
-
-    def score_fn(x: Tensor, sigma: float) -> Tensor:
-        if sigma not in perturbed:
-            perturbed[sigma] = p.perturb(sigma)
-        return perturbed[sigma].score(x)
+    score_fn = p.noise_conditional_score()
 
     sigmas = geometric_sigmas(20.0, 1.0, 10, dtype=torch.float64).tolist()
     eps, T = 0.1, 20
@@ -65,8 +61,8 @@ def check_annealed_langevin(student_fn: Callable, n: int = 200, seed: int = 0, r
     expected = annealed_langevin(score_fn, x0, sigmas, eps, T, generator=g, denoise_last=False)
     err = ((got.double() - expected).norm(dim=-1) / (expected.norm(dim=-1) + 1.0)).max().item()
     if err <= rtol:
-        frac = (p.component_of(got) == 0).double().mean().item()
-        se = math.sqrt(frac * (1 - frac) / n)
+        mf = mode_fractions(got, p)
+        frac, se = mf.fractions[0].item(), mf.stderr[0].item()
         print(f"Correct! Matches the reference to {err:.1e}; {frac:.2f} ± {se:.2f} of your particles "
               "reached the (−5,−5) mode (weight 0.2).")
         return True
