@@ -29,6 +29,14 @@ def fast_mode() -> bool:
     )
 
 
+def show_progress(progress: bool | None = None) -> bool:
+    """Whether long loops show a tqdm bar: ``progress`` if given, else on unless fast mode or CI."""
+    if progress is not None:
+        return bool(progress)
+    on_ci = os.environ.get("CI", "").strip().lower() not in _FALSE
+    return not (fast_mode() or on_ci)
+
+
 def pick(full: T, fast: T) -> T:
     """Choose a size by mode, so notebooks read naturally: ``steps = pick(full=5000, fast=200)``."""
     return fast if fast_mode() else full

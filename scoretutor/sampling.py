@@ -23,13 +23,12 @@ naming the step: no silent NaN plots.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from scoretutor.config import fast_mode
+from scoretutor.config import show_progress
 from scoretutor.device import randn_like
 
 Tensor = torch.Tensor
@@ -48,8 +47,6 @@ class LangevinDivergenceError(FloatingPointError):
 
 
 # -- input checks ------------------------------------------------------------------------------
-def _progress_disabled(progress: bool) -> bool:
-    return not progress or fast_mode() or bool(os.environ.get("CI"))
 
 
 def _check_x0(x0) -> Tensor:
@@ -129,7 +126,7 @@ class _Trajectory:
 def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_steps: int,
              generator: torch.Generator | None = None, return_trajectory: bool = False,
              trajectory_every: int = 1, callback: Callable[[int, Tensor], None] | None = None,
-             progress: bool = True) -> Tensor | tuple[Tensor, Tensor]:
+             progress: bool | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Unadjusted Langevin: x_{i+1} = x_i + ε·s(x_i) + √(2ε)·z_i for i = 0 … n_steps − 1.
 
     Args:
@@ -141,7 +138,7 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float,
         return_trajectory: also return the iterates x_0, x_k, x_2k, … and always x_K, stacked to
             shape (n_saved, *x0.shape), with k = ``trajectory_every``.
         callback: called as ``callback(i, x)`` after each step with the step number i = 1 … K.
-        progress: show a tqdm bar (always off in fast mode and when ``CI`` is set).
+        progress: show a tqdm bar (None: on unless fast mode or CI).
 
     Raises:
         LangevinDivergenceError: (a FloatingPointError) when an iterate becomes non-finite.
@@ -153,7 +150,7 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float,
     traj = _Trajectory(return_trajectory, every)
     traj.add(0, x)
     noise_scale = math.sqrt(2 * eps)
-    for i in tqdm(range(1, n_steps + 1), desc="Langevin", disable=_progress_disabled(progress)):
+    for i in tqdm(range(1, n_steps + 1), desc="Langevin", disable=not show_progress(progress)):
         x = x + eps * _call_score(score_fn, x) + noise_scale * randn_like(x, generator)
         _check_finite(x, f"at step {i} of {n_steps}", eps)
         traj.add(i, x)
@@ -176,7 +173,7 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
                       generator: torch.Generator | None = None, denoise_last: bool = True,
                       return_trajectory: bool = False, trajectory_every: int = 1,
                       callback: Callable[[int, int, Tensor, float, float], None] | None = None,
-                      progress: bool = True) -> Tensor | tuple[Tensor, Tensor]:
+                      progress: bool | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
     For i = 1 … L (σ_1 > … > σ_L) with α_i = ε·σ_i²/σ_L², run T = ``n_steps_each`` steps
@@ -195,7 +192,7 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
             levels) and always the final result, stacked to (n_saved, *x0.shape).
         callback: ``callback(level, t, x, sigma, alpha)`` after each step, level = 0 … L − 1,
             t = 1 … T (the final denoising step is reported as t = T + 1 with alpha = σ_L²).
-        progress: show a tqdm bar (always off in fast mode and when ``CI`` is set).
+        progress: show a tqdm bar (None: on unless fast mode or CI).
 
     Raises:
         LangevinDivergenceError: (a FloatingPointError) when an iterate becomes non-finite.
@@ -208,7 +205,7 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
     traj = _Trajectory(return_trajectory, every)
     traj.add(0, x)
     step, L = 0, len(sig)
-    bar = tqdm(total=L * T, desc="annealed Langevin", disable=_progress_disabled(progress))
+    bar = tqdm(total=L * T, desc="annealed Langevin", disable=not show_progress(progress))
     for level, (sigma, alpha) in enumerate(zip(sig, alphas, strict=True)):
         noise_scale = math.sqrt(2 * alpha)
         for t in range(1, T + 1):
@@ -248,7 +245,7 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
          score_fn: Callable[[Tensor], Tensor] | None = None, generator: torch.Generator | None = None,
          return_trajectory: bool = False, trajectory_every: int = 1,
          callback: Callable[[int, Tensor], None] | None = None, return_acceptance: bool = False,
-         progress: bool = True):
+         progress: bool | None = None):
     """Metropolis-adjusted Langevin: a Langevin proposal plus an accept/reject step.
 
     Proposal y = x + ε·s(x) + √(2ε)·z, i.e. q(y | x) = N(y; x + ε·s(x), 2ε·I). Accept with
@@ -286,7 +283,7 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
     traj.add(0, x)
     noise_scale = math.sqrt(2 * eps)
     shape = (N,) + (1,) * (x.ndim - 1)
-    for i in tqdm(range(1, n_steps + 1), desc="MALA", disable=_progress_disabled(progress)):
+    for i in tqdm(range(1, n_steps + 1), desc="MALA", disable=not show_progress(progress)):
         y = x + eps * s_x + noise_scale * randn_like(x, generator)
         if not torch.isfinite(y).all():
             _check_finite(y, f"at step {i} of {n_steps} (proposal)", eps)

@@ -15,6 +15,7 @@ evaluates ``loss_fn(model, batch, generator)``, and takes an Adam step. The run 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from scoretutor.config import fast_mode
+from scoretutor.config import show_progress
 from scoretutor.device import autocast, get_device, make_generator
 
 Tensor = torch.Tensor
@@ -31,14 +32,9 @@ LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
 Data = Tensor | Callable[[int, torch.Generator], Tensor]
 
 
-def progress_disabled() -> bool:
-    """Progress bars stay quiet in fast mode and on CI."""
-    return fast_mode() or bool(os.environ.get("CI"))
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -71,14 +67,11 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         grad_clip: clip the global gradient norm to this value (None = no clipping).
         mixed_precision: compute the loss under bf16 autocast — on CUDA only; elsewhere it is ignored.
     """
-    n_steps = _check_positive_int(n_steps, "n_steps")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    if batch_size == 0:
-        raise ValueError("batch_size must be positive, got 0")
+    n_steps = _check_int(n_steps, "n_steps", 0)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    checkpoint_every = _check_int(checkpoint_every, "checkpoint_every", 1)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
-    if checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
     if isinstance(data, Tensor):
@@ -106,7 +99,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         generator.set_state(state["generator"].cpu())
 
     start = len(history)
-    show = (not progress_disabled()) if progress is None else bool(progress)
+    show = show_progress(progress)
     model.train()
     step_start_state = None
     bar = tqdm(range(start, n_steps), desc=desc, disable=not show, initial=start, total=n_steps)
@@ -116,14 +109,15 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
             batch = draw(batch_size, generator)
             with autocast(device, enabled=mixed_precision):
                 loss = loss_fn(model, batch, generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}; last checkpoint kept")
+            value = loss.item()  # the one host sync per step
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {step}; last checkpoint kept")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
-            history.append(loss.item())
+            history.append(value)
             if show and (step % 50 == 0 or step == n_steps - 1):
                 bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
             if path is not None and (step + 1) % checkpoint_every == 0:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scoretutor.config import show_progress
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.losses import denoising_score_matching
 from scoretutor.models import ScoreMLP
-from scoretutor.training import fit, progress_disabled
+from scoretutor.training import fit
 
 
 def dsm_loss(sigma: float):
@@ -106,6 +107,8 @@ def test_non_finite_loss_raises_and_bad_arguments_are_rejected():
         fit(tiny_model(), nan_loss, GAUSS.sample, 5, device="cpu")
     with pytest.raises(ValueError, match="n_steps"):
         fit(tiny_model(), dsm_loss(0.5), GAUSS.sample, -1, device="cpu")
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        fit(tiny_model(), dsm_loss(0.5), GAUSS.sample, 5, batch_size=0, device="cpu")
     with pytest.raises(ValueError, match="lr"):
         fit(tiny_model(), dsm_loss(0.5), GAUSS.sample, 5, lr=0.0, device="cpu")
     with pytest.raises(ValueError, match="data"):
@@ -115,11 +118,14 @@ def test_non_finite_loss_raises_and_bad_arguments_are_rejected():
 def test_progress_bar_is_quiet_in_fast_mode_and_ci(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("SCORETUTOR_FAST", "1")
-    assert progress_disabled()
+    assert not show_progress()
     monkeypatch.setenv("SCORETUTOR_FAST", "0")
-    assert not progress_disabled()
+    assert show_progress()
+    monkeypatch.setenv("CI", "false")
+    assert show_progress()
     monkeypatch.setenv("CI", "true")
-    assert progress_disabled()
+    assert not show_progress()
+    assert show_progress(True) and not show_progress(False)  # an explicit choice wins
 
 
 def test_mixed_precision_is_ignored_off_cuda():
