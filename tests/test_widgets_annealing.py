@@ -88,5 +88,5 @@ def test_annealing_explorer_updates_and_reports_bad_settings():
     assert "must be below" in ex.status_text
     ex.update(sigma_1=20.0, sigma_L=0.01, eps=1.0)  # α_1 = 4·10⁶: the chain blows up
     assert "diverged" in ex.status_text
-    ex.update(eps=0.01, L=1)
-    assert "L=1" in ex.status_text
+    ex.update(sigma_1=2.0, sigma_L=0.5, eps=0.01, L=1)
+    assert "L=1" in ex.status_text and "σ_L unused" in ex.status_text

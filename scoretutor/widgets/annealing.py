@@ -229,6 +229,9 @@ class AnnealingExplorer(Explorer):
         self.lim, self.seed, self.n_projections = float(lim), int(seed), int(n_projections)
         g = make_generator(seed)
         self.x0 = torch.rand(int(n_particles), self.mixture.dim, generator=g) * 16 - 8
+        # sample on the model's device (e.g. a model trained by fit on CUDA); plot and score on the CPU
+        param = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+        self.device = param.device if param is not None else torch.device("cpu")
         # as many data points as particles: SW₂ between equal-size sets is a plain sort (fastest path)
         self.data = self.mixture.sample(int(n_data or n_particles), generator=g)
         self.samples = self.x0
@@ -276,12 +279,12 @@ class AnnealingExplorer(Explorer):
             return f"σ_L = {sigma_L:.3g} must be below σ₁ = {sigma_1:.3g}: move one of them (frame unchanged)"
         sigmas = geometric_sigmas(sigma_1, sigma_L, L)
         try:
-            x = annealed_langevin(self.score_fn, self.x0, sigmas, eps, T,
-                                  generator=make_generator(self.seed), progress=False)
+            x = annealed_langevin(self.score_fn, self.x0.to(self.device), sigmas, eps, T,
+                                  generator=make_generator(self.seed), progress=False).cpu()
         except LangevinDivergenceError:
             x = None
         if x is None or x.abs().max() > 1e3 * self.lim:  # non-finite, or finite but flung far away
-            alpha_1 = eps * (sigma_1 / sigma_L) ** 2
+            alpha_1 = eps * (sigmas[0] / sigmas[-1]).item() ** 2
             return f"diverged with ε = {eps:.3g} (α₁ = ε·σ₁²/σ_L² = {alpha_1:.3g}): lower ε (frame unchanged)"
         self.samples = x
         self.scatter.set_offsets(x.clamp(-self.lim, self.lim).numpy())
@@ -294,11 +297,16 @@ class AnnealingExplorer(Explorer):
         tv = 0.5 * float(np.abs(f - self.mixture.weights.numpy()).sum())
         sw = sliced_wasserstein(x, self.data, n_projections=self.n_projections, generator=make_generator(1))
         self.quality = {"mode_weight_error": tv, "sliced_wasserstein": sw}
-        gamma = (sigma_1 / sigma_L) ** (1 / max(L - 1, 1))
-        self.sample_title.set_text(f"L={L}, σ {sigma_1:.3g}→{sigma_L:.3g}, ε={eps:.3g}, T={T}")
+        if L == 1:  # geometric_sigmas gives the single level σ₁; the σ_L slider has no effect
+            schedule = f"a single level σ = {sigma_1:.3g} (σ_L unused)"
+            self.sample_title.set_text(f"L=1, σ = {sigma_1:.3g}, ε={eps:.3g}, T={T}")
+        else:
+            gamma = (sigma_1 / sigma_L) ** (1 / (L - 1))
+            schedule = f"σ {sigma_1:.3g}→{sigma_L:.3g} (γ = {gamma:.3f})"
+            self.sample_title.set_text(f"L={L}, σ {sigma_1:.3g}→{sigma_L:.3g}, ε={eps:.3g}, T={T}")
         self.quality_title.set_text(f"mode weights: error {tv:.3f}, SW to data {sw:.2f}")
         weights = ", ".join(f"{v:.3f}±{s:.3f}" for v, s in zip(f, se, strict=True))
         truth = ", ".join(f"{w:.2f}" for w in self.mixture.weights.tolist())
-        return (f"L={L} levels σ {sigma_1:.3g}→{sigma_L:.3g} (γ = {gamma:.3f}), ε={eps:.3g}, T={T}: "
+        return (f"L={L} levels, {schedule}, ε={eps:.3g}, T={T}: "
                 f"mode weights {weights} (truth {truth}); "
                 f"½Σ|f−w| = {tv:.3f}; SW₂ = {sw:.2f}")
