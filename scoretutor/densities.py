@@ -88,6 +88,8 @@ class GaussianMixture:
         eye = torch.eye(d, dtype=dtype, device=device).expand(K, d, d)
         self._chol_inv = torch.linalg.solve_triangular(self._chol, eye, upper=False)  # L_k⁻¹
         self._precision = self._chol_inv.transpose(-1, -2) @ self._chol_inv  # Σ_k⁻¹ = L⁻ᵀL⁻¹
+        half_logdet = torch.log(torch.diagonal(self._chol, dim1=-2, dim2=-1)).sum(-1)  # ½ log|Σ_k|
+        self._log_coef = torch.log(weights) - half_logdet  # log(w_k |Σ_k|^{-1/2}), fixed per mixture
 
     # -- bookkeeping -------------------------------------------------------------------------
     @property
@@ -124,12 +126,11 @@ class GaussianMixture:
     # -- the maths ---------------------------------------------------------------------------
     def _component_terms(self, x: Tensor):
         """Per-component log(w_k N_k(x)) without the (2π)^{d/2}, and the whitened offsets."""
-        means, chol, chol_inv, weights = self._like(x, self.means, self._chol, self._chol_inv, self.weights)
+        means, chol_inv, log_coef = self._like(x, self.means, self._chol_inv, self._log_coef)
         diff = x[..., None, :] - means  # (..., K, d)
         # y = L_k⁻¹ (x − μ_k), so ‖y‖² is the Mahalanobis term (x − μ_k)ᵀ Σ_k⁻¹ (x − μ_k).
         y = torch.einsum("kij,...kj->...ki", chol_inv, diff)
-        half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        log_terms = torch.log(weights) - half_logdet - 0.5 * (y**2).sum(-1)
+        log_terms = log_coef - 0.5 * (y**2).sum(-1)
         return log_terms, diff
 
     def energy(self, x: Tensor) -> Tensor:

@@ -141,9 +141,8 @@ def frozen_sigma_score(model: nn.Module) -> Callable[[Tensor, float], Tensor]:
     Any other model is called as is. The folded biases are a snapshot of the current weights:
     build a new one after further training.
     """
-    parts = ("embed", "layers", "cond", "out", "act", "scale_by_sigma")
-    if not isinstance(model, NoiseConditionalScoreMLP) or not all(hasattr(model, p) for p in parts):
-        return lambda x, sigma: model(x, sigma)
+    if not isinstance(model, NoiseConditionalScoreMLP):
+        return model
     cache: dict[tuple[float, torch.dtype, torch.device], list[Tensor]] = {}
 
     @torch.no_grad()

@@ -67,8 +67,8 @@ def style_axes(ax: plt.Axes, lim: Lim = 8.0, title: str | None = None) -> plt.Ax
 def plot_image(ax: plt.Axes, values: np.ndarray, lim: Lim = 8.0, cmap: str = DENSITY_CMAP,
                title: str | None = None, colorbar: bool = False, **kwargs):
     """A heat map of precomputed (n, n) values over the box."""
-    im = ax.imshow(values, origin="lower", extent=_extent(lim), cmap=cmap, aspect="equal",
-                   interpolation="bilinear", **kwargs)
+    kwargs.setdefault("interpolation", "bilinear")
+    im = ax.imshow(values, origin="lower", extent=_extent(lim), cmap=cmap, aspect="equal", **kwargs)
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     style_axes(ax, lim, title)

@@ -25,8 +25,9 @@ def _cases() -> list[tuple[str, Callable[[Tensor], Tensor], Tensor, float]]:
     g = torch.Generator().manual_seed(0)
     x2 = torch.randn(64, 2, generator=g, dtype=torch.float64) * 2 + 1
     ximg = torch.randn(16, 1, 3, 3, generator=g, dtype=torch.float64)
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+    with torch.random.fork_rng():  # fixed weights without touching the student's global RNG
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
     return [
         ("linear score −x on 2-D points, σ = 0.5", lambda y: -y, x2, 0.5),
         ("a small network on 2-D points, σ = 0.1", net, x2, 0.1),
@@ -52,7 +53,8 @@ def _slips(score_fn, x: Tensor, sigma: float, seed: int) -> dict[str, Tensor]:
 
 def check_dsm(student_dsm: StudentDSM, n_mc: int = 200) -> bool:
     """Check a hand-written DSM loss against the package; print a verdict and return True if right."""
-    for name, score_fn, x, sigma in _cases():
+    cases = _cases()
+    for name, score_fn, x, sigma in cases:
         seed = 1234
         try:
             got = student_dsm(score_fn, x.clone(), sigma, torch.Generator().manual_seed(seed))
@@ -87,13 +89,13 @@ def check_dsm(student_dsm: StudentDSM, n_mc: int = 200) -> bool:
               "Recall x̃ = x + σz and ½·mean ‖s(x̃) + (x̃ − x)/σ²‖².")
         return False
     # Training needs gradients: the loss must be differentiable with respect to the model.
-    _, net, x, sigma = _cases()[1]
+    _, net, x, sigma = cases[1]
     net.zero_grad()
     loss = student_dsm(net, x, sigma, torch.Generator().manual_seed(0))
     if not loss.requires_grad:
         print("Values are right, but the loss carries no gradient: don't detach or use .item() inside.")
         return False
     loss.backward()
-    print(f"Correct! Your DSM matches the package on {len(_cases())} cases (points and images) "
+    print(f"Correct! Your DSM matches the package on {len(cases)} cases (points and images) "
           "and is differentiable.")
     return True
