@@ -10,19 +10,14 @@ import math
 
 import torch
 
+from scoretutor.checks import count
 from scoretutor.device import generator_device
-
-
-def _check_n(n: int) -> int:
-    if int(n) != n or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n}")
-    return int(n)
 
 
 def two_moons(n: int, noise: float = 0.1, scale: float = 3.0,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """Two interleaved half circles (as in scikit-learn's make_moons), centred and scaled."""
-    n = _check_n(n)
+    n = count(n, "n")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     dev = generator_device(generator)  # samples live where the generator draws them
@@ -37,7 +32,7 @@ def two_moons(n: int, noise: float = 0.1, scale: float = 3.0,
 def checkerboard(n: int, squares: int = 4, size: float = 8.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform on the dark squares of a ``squares × squares`` board spanning [−size/2, size/2]²."""
-    n = _check_n(n)
+    n = count(n, "n")
     if squares < 2 or size <= 0:
         raise ValueError(f"need squares >= 2 and size > 0, got squares={squares}, size={size}")
     cell = size / squares

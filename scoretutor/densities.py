@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from scoretutor.checks import count, positive
 from scoretutor.device import generator_device
 
 Tensor = torch.Tensor
@@ -165,9 +166,7 @@ class GaussianMixture:
 
     def perturb(self, sigma: float) -> GaussianMixture:
         """p_σ = p ∗ N(0, σ²I) = Σ_k w_k N(μ_k, Σ_k + σ²I), the density of x + σz."""
-        sigma = float(sigma)
-        if not (sigma > 0 and math.isfinite(sigma)):
-            raise ValueError(f"sigma must be a positive finite number, got {sigma}")
+        sigma = positive(sigma, "sigma")
         eye = torch.eye(self.dim, dtype=self.covs.dtype, device=self.covs.device)
         return GaussianMixture(self.means, self.covs + sigma**2 * eye, self.weights)
 
@@ -188,9 +187,7 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n i.i.d. samples, shape (n, d): pick k ~ Categorical(w), then μ_k + L_k z."""
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n}")
-        n = int(n)
+        n = count(n, "n")
         device = generator_device(generator, self.means.device)  # draw there, return on the mixture's
         k = torch.multinomial(self.weights.to(device), n, replacement=True, generator=generator) if n else \
             torch.zeros(0, dtype=torch.long, device=device)

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from scoretutor.checks import count
 from scoretutor.device import generator_device
 
 Tensor = torch.Tensor
@@ -49,6 +50,5 @@ class BananaFlow:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """x = T⁻¹(z), z ~ N(0, I)."""
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n}")
-        return self.inverse(torch.randn(int(n), 2, generator=generator, device=generator_device(generator)))
+        n = count(n, "n")
+        return self.inverse(torch.randn(n, 2, generator=generator, device=generator_device(generator)))

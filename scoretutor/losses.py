@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from scoretutor.checks import count
 from scoretutor.device import randn_like
 
 Tensor = torch.Tensor
@@ -61,12 +62,6 @@ def _probe(like: Tensor, kind: str, generator: torch.Generator | None) -> Tensor
         bits = torch.randint(0, 2, like.shape, generator=generator, device=device)
         return (2 * bits - 1).to(device=like.device, dtype=like.dtype)
     raise ValueError(f"probe must be one of {PROBE_KINDS}, got {kind!r}")
-
-
-def _check_count(value: int, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _sq_norm(t: Tensor) -> Tensor:
@@ -109,7 +104,7 @@ def implicit_score_matching(score_fn: ScoreFn, x: Tensor, trace: str = "exact", 
     x = _check_batch(x)
     if trace not in TRACE_KINDS:
         raise ValueError(f"trace must be one of {TRACE_KINDS}, got {trace!r}")
-    n_probes = _check_count(n_probes, "n_probes")
+    n_probes = count(n_probes, "n_probes", 1)
     if probe not in PROBE_KINDS:
         raise ValueError(f"probe must be one of {PROBE_KINDS}, got {probe!r}")
     keep_graph = torch.is_grad_enabled()
@@ -149,7 +144,7 @@ def sliced_score_matching(score_fn: ScoreFn, x: Tensor, n_projections: int = 1,
     coincides with Hutchinson ISM).
     """
     x = _check_batch(x)
-    n_projections = _check_count(n_projections, "n_projections")
+    n_projections = count(n_projections, "n_projections", 1)
     if probe not in PROBE_KINDS:
         raise ValueError(f"probe must be one of {PROBE_KINDS}, got {probe!r}")
     keep_graph = torch.is_grad_enabled()

@@ -18,6 +18,9 @@ from typing import NamedTuple
 
 import torch
 
+from scoretutor.checks import count, positive
+from scoretutor.device import generator_device
+
 Tensor = torch.Tensor
 
 __all__ = ["sliced_wasserstein", "mmd", "mode_fractions", "ModeFractions", "median_bandwidth"]
@@ -72,11 +75,10 @@ def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256,
     se(√m) = se(m)/(2√m)). It does not include the sampling error of x and y themselves.
     """
     x, y = _pair(x, y)
-    if isinstance(n_projections, bool) or int(n_projections) != n_projections or n_projections < 1:
-        raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
+    n_projections = count(n_projections, "n_projections", 1)
     D = x.shape[1]
-    gdev = generator.device if generator is not None else x.device
-    theta = torch.randn(D, int(n_projections), generator=generator, dtype=x.dtype, device=gdev).to(x.device)
+    gdev = generator_device(generator, x.device)
+    theta = torch.randn(D, n_projections, generator=generator, dtype=x.dtype, device=gdev).to(x.device)
     theta = theta / theta.norm(dim=0, keepdim=True)
     w2 = _w2_squared_1d(x @ theta, y @ theta)  # (P,)
     mean = w2.mean().clamp_min(0)
@@ -135,9 +137,7 @@ def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None, return_std: bool =
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:
         raise ValueError(f"mmd needs at least 2 points in each sample, got n={n}, m={m}")
-    h = median_bandwidth(x, y) if bandwidth is None else float(bandwidth)
-    if not (h > 0 and math.isfinite(h)):
-        raise ValueError(f"bandwidth must be a positive finite number, got {bandwidth!r}")
+    h = median_bandwidth(x, y) if bandwidth is None else positive(bandwidth, "bandwidth")
     gamma = 1.0 / (2 * h * h)
     kxx, kxx2 = _kernel_sums(x, x, gamma, same=True)
     kyy, kyy2 = _kernel_sums(y, y, gamma, same=True)

@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from scoretutor.checks import count
+
 Tensor = torch.Tensor
 
 
@@ -37,8 +39,7 @@ def _mlp(d_in: int, hidden: int, d_out: int, n_layers: int) -> nn.Sequential:
 
 def _check_sizes(dim: int, hidden: int, n_layers: int) -> None:
     for name, value in (("dim", dim), ("hidden", hidden), ("n_layers", n_layers)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        count(value, name, 1)
 
 
 def _flatten(x: Tensor, dim: int) -> Tensor:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from scoretutor.checks import count, positive
 from scoretutor.config import show_progress
 from scoretutor.device import randn_like
 
@@ -59,22 +60,6 @@ def _check_x0(x0) -> Tensor:
     if not torch.isfinite(x0).all():
         raise ValueError("x0 contains non-finite values (nan or inf)")
     return x0
-
-
-def _check_positive(value, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
-
-
-def _check_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_sigmas(sigmas) -> list[float]:
@@ -144,9 +129,9 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float,
         LangevinDivergenceError: (a FloatingPointError) when an iterate becomes non-finite.
     """
     x = _check_x0(x0).clone()
-    eps = _check_positive(step_size, "step_size")
-    n_steps = _check_count(n_steps, "n_steps", 0)
-    every = _check_count(trajectory_every, "trajectory_every", 1)
+    eps = positive(step_size, "step_size")
+    n_steps = count(n_steps, "n_steps", 0)
+    every = count(trajectory_every, "trajectory_every", 1)
     traj = _Trajectory(return_trajectory, every)
     traj.add(0, x)
     noise_scale = math.sqrt(2 * eps)
@@ -163,7 +148,7 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float,
 def step_sizes(sigmas: Sequence[float] | Tensor, step_size: float) -> list[float]:
     """The annealed schedule α_i = ε·σ_i²/σ_L² (so the last level uses α_L = ε)."""
     s = _check_sigmas(sigmas)
-    eps = _check_positive(step_size, "step_size")
+    eps = positive(step_size, "step_size")
     return [eps * si**2 / s[-1] ** 2 for si in s]
 
 
@@ -200,8 +185,8 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
     x = _check_x0(x0).clone()
     sig = _check_sigmas(sigmas)
     alphas = step_sizes(sig, step_size)
-    T = _check_count(n_steps_each, "n_steps_each", 0)
-    every = _check_count(trajectory_every, "trajectory_every", 1)
+    T = count(n_steps_each, "n_steps_each", 0)
+    every = count(trajectory_every, "trajectory_every", 1)
     traj = _Trajectory(return_trajectory, every)
     traj.add(0, x)
     step, L = 0, len(sig)
@@ -262,9 +247,9 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
     Returns x, then the trajectory if requested, then the acceptance rates if requested.
     """
     x = _check_x0(x0).clone()
-    eps = _check_positive(step_size, "step_size")
-    n_steps = _check_count(n_steps, "n_steps", 0)
-    every = _check_count(trajectory_every, "trajectory_every", 1)
+    eps = positive(step_size, "step_size")
+    n_steps = count(n_steps, "n_steps", 0)
+    every = count(trajectory_every, "trajectory_every", 1)
     N = x.shape[0]
 
     def evaluate(v: Tensor) -> tuple[Tensor, Tensor]:

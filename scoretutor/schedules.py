@@ -25,20 +25,9 @@ import math
 
 import torch
 
+from scoretutor.checks import count, positive
+
 Tensor = torch.Tensor
-
-
-def _positive(value: float, name: str) -> float:
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
-
-
-def _count(value: int, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _normal_cdf(z: float) -> float:
@@ -54,9 +43,9 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype: torch.dt
     A geometric sequence keeps the ratio γ = σ_{i−1}/σ_i = (σ_max/σ_min)^{1/(n−1)} constant.
     ``n = 1`` gives the single level σ_max.
     """
-    sigma_max = _positive(sigma_max, "sigma_max")
-    sigma_min = _positive(sigma_min, "sigma_min")
-    n = _count(n, "n")
+    sigma_max = positive(sigma_max, "sigma_max")
+    sigma_min = positive(sigma_min, "sigma_min")
+    n = count(n, "n", 1)
     if not sigma_min < sigma_max:
         raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
     if n == 1:
@@ -92,7 +81,7 @@ def sigma_max_from_data(x: Tensor, max_points: int | None = 4096,
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     flat = x.reshape(x.shape[0], -1)
     if max_points is not None:
-        max_points = _count(max_points, "max_points", minimum=2)
+        max_points = count(max_points, "max_points", 2)
         if flat.shape[0] > max_points:
             idx = torch.randperm(flat.shape[0], generator=generator, device=generator.device if generator
                                  else "cpu")[:max_points]
@@ -114,8 +103,8 @@ def shell_overlap(gamma: float, dim: int, exact: bool = False) -> float:
     ``exact=True`` uses ‖x‖²/σ_i² ~ χ²_D instead: P = F_{χ²_D}(r₊²) − F_{χ²_D}(r₋²) with
     r_± = γ(√D ± 3/√2) (r₋ clipped at 0), which is also right in low dimension.
     """
-    gamma = _positive(gamma, "gamma")
-    dim = _count(dim, "dim")
+    gamma = positive(gamma, "gamma")
+    dim = count(dim, "dim", 1)
     if not exact:
         a = math.sqrt(2 * dim) * (gamma - 1)
         return _normal_cdf(a + 3 * gamma) - _normal_cdf(a - 3 * gamma)
@@ -134,7 +123,7 @@ def ncsnv2_gamma(dim: int, target: float = 0.5, tol: float = 1e-12) -> float:
     ratio keeps most of the mass inside it, and the rule gives no answer (ValueError): in low
     dimension adjacent levels always overlap, and L is set by the sampling budget instead.
     """
-    dim = _count(dim, "dim")
+    dim = count(dim, "dim", 1)
     target = float(target)
     top = shell_overlap(1.0, dim)
     if not 0 < target < top:
@@ -156,7 +145,7 @@ def ncsnv2_gamma(dim: int, target: float = 0.5, tol: float = 1e-12) -> float:
 
 def num_levels(sigma_max: float, sigma_min: float, gamma: float) -> int:
     """L = 1 + ⌈log(σ_1/σ_L) / log γ⌉: the fewest geometric levels with ratio at most γ."""
-    sigma_max, sigma_min, gamma = (_positive(v, n) for v, n in
+    sigma_max, sigma_min, gamma = (positive(v, n) for v, n in
                                    ((sigma_max, "sigma_max"), (sigma_min, "sigma_min"), (gamma, "gamma")))
     if not sigma_min < sigma_max:
         raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
@@ -175,10 +164,10 @@ def langevin_variance_ratio(eps: float, n_steps: int, gamma: float, sigma_min: f
     point is v* = 2α/(1 − a²); so v_T = a^{2T}(v_0 − v*) + v* and, dividing by σ_i²,
         s_T²/σ_i² = a^{2T} (γ² − 2ε/(σ_L² − σ_L² a²)) + 2ε/(σ_L² − σ_L² a²).
     """
-    eps = _positive(eps, "eps")
-    n_steps = _count(n_steps, "n_steps")
-    gamma = _positive(gamma, "gamma")
-    sigma_min = _positive(sigma_min, "sigma_min")
+    eps = positive(eps, "eps")
+    n_steps = count(n_steps, "n_steps", 1)
+    gamma = positive(gamma, "gamma")
+    sigma_min = positive(sigma_min, "sigma_min")
     s2 = sigma_min**2
     a = 1.0 - eps / s2
     if abs(a) >= 1:
@@ -194,9 +183,9 @@ def ncsnv2_step_size(n_steps: int, gamma: float, sigma_min: float) -> float:
     for tiny ε and the stationary 2/(2 − u) for large ε), so "closest to 1" is its minimum.
     Found by a log-spaced grid over u ∈ [1e-8, 1] refined with golden-section search.
     """
-    n_steps = _count(n_steps, "n_steps")
-    gamma = _positive(gamma, "gamma")
-    sigma_min = _positive(sigma_min, "sigma_min")
+    n_steps = count(n_steps, "n_steps", 1)
+    gamma = positive(gamma, "gamma")
+    sigma_min = positive(sigma_min, "sigma_min")
     if not gamma > 1:
         raise ValueError(f"gamma must be > 1, got {gamma}")
     s2 = sigma_min**2

@@ -24,18 +24,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from scoretutor.checks import count
 from scoretutor.config import show_progress
 from scoretutor.device import autocast, get_device, make_generator
 
 Tensor = torch.Tensor
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
 Data = Tensor | Callable[[int, torch.Generator], Tensor]
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, history: list[float],
@@ -67,9 +62,9 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         grad_clip: clip the global gradient norm to this value (None = no clipping).
         mixed_precision: compute the loss under bf16 autocast — on CUDA only; elsewhere it is ignored.
     """
-    n_steps = _check_int(n_steps, "n_steps", 0)
-    batch_size = _check_int(batch_size, "batch_size", 1)
-    checkpoint_every = _check_int(checkpoint_every, "checkpoint_every", 1)
+    n_steps = count(n_steps, "n_steps", 0)
+    batch_size = count(batch_size, "batch_size", 1)
+    checkpoint_every = count(checkpoint_every, "checkpoint_every", 1)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
     device = torch.device(device) if device is not None else get_device()

@@ -67,3 +67,4 @@ def test_randn_like_follows_the_generator_then_moves_to_x():
     b = torch.randn(4, 3, generator=device.make_generator(3), dtype=torch.float64)
     assert torch.equal(a, b) and a.dtype == x.dtype and a.device == x.device
     assert device.randn_like(x).shape == x.shape
+

@@ -114,5 +114,5 @@ def test_banana_flow_validation():
         BananaFlow(a=-1.0)
     with pytest.raises(ValueError, match=r"\(4, 3\)"):
         BananaFlow().log_prob(torch.zeros(4, 3))
-    with pytest.raises(ValueError, match="non-negative integer"):
+    with pytest.raises(ValueError, match=r"n must be an integer >= 0, got 2.5"):
         BananaFlow().sample(2.5)

@@ -29,7 +29,7 @@ from torch import nn
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.device import make_generator
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
-from scoretutor.models import frozen_sigma_score
+from scoretutor.models import _check_sizes, frozen_sigma_score
 from scoretutor.plotting import DENSITY_CMAP, ERROR_CMAP, SAMPLE_COLOR, grid, style_axes
 from scoretutor.sampling import LangevinDivergenceError, annealed_langevin
 from scoretutor.schedules import geometric_sigmas
@@ -60,9 +60,7 @@ class StackedScoreMLP(nn.Module):
         sig = torch.as_tensor(sigmas, dtype=torch.get_default_dtype()).flatten()
         if sig.numel() < 1 or not (sig > 0).all():
             raise ValueError(f"sigmas must be a non-empty sequence of positive numbers, got {sig.tolist()}")
-        for name, v in (("dim", dim), ("hidden", hidden), ("n_layers", n_layers)):
-            if int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        _check_sizes(dim, hidden, n_layers)
         self.register_buffer("sigmas", sig)
         k, widths = sig.numel(), [dim] + [hidden] * n_layers + [dim]
         self.weights = nn.ParameterList()
