@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from scoretutor.checks import count
-from scoretutor.device import randn_like
+from scoretutor.device import generator_device, randn_like
 
 Tensor = torch.Tensor
 ScoreFn = Callable[[Tensor], Tensor]
@@ -45,8 +45,8 @@ def _check_batch(x: Tensor) -> Tensor:
     return x
 
 
-def _call_score(score_fn: ScoreFn, x: Tensor, name: str = "score_fn") -> Tensor:
-    s = score_fn(x)
+def _call_score(score_fn: Callable[..., Tensor], x: Tensor, *args, name: str = "score_fn") -> Tensor:
+    s = score_fn(x, *args)
     if not isinstance(s, Tensor) or s.shape != x.shape:
         got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
         raise ValueError(f"{name} must return a tensor shaped like x {tuple(x.shape)}, got {got}")
@@ -89,7 +89,7 @@ def fisher_divergence(score_fn: ScoreFn, true_score_fn: ScoreFn, x: Tensor) -> T
     x = _check_batch(x)
     s = _call_score(score_fn, x)
     with torch.no_grad():
-        target = _call_score(true_score_fn, x, "true_score_fn")
+        target = _call_score(true_score_fn, x, name="true_score_fn")
     return 0.5 * _sq_norm(s - target).mean()
 
 
@@ -215,8 +215,8 @@ def ncsn_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigmas: Sequ
         raise ValueError(f"sigmas must be positive and finite, got {sig_all.tolist()}")
     n, L = x.shape[0], sig_all.numel()
     if levels is None:
-        device = x.device if generator is None else generator.device
-        levels = torch.randint(0, L, (n,), generator=generator, device=device).to(x.device)
+        levels = torch.randint(0, L, (n,), generator=generator, device=generator_device(generator, x.device))
+        levels = levels.to(x.device)
     else:
         levels = torch.as_tensor(levels, device=x.device)
         if levels.dtype not in (torch.int64, torch.int32) or levels.shape != (n,):
@@ -230,10 +230,7 @@ def ncsn_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigmas: Sequ
     sig_b = sig.reshape(-1, *([1] * (x.ndim - 1)))
     z = randn_like(x, generator)
     x_noisy = x + sig_b * z
-    s = model(x_noisy, sig)
-    if not isinstance(s, Tensor) or s.shape != x.shape:
-        got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
-        raise ValueError(f"model must return a tensor shaped like x {tuple(x.shape)}, got {got}")
+    s = _call_score(model, x_noisy, sig, name="model")
     per_example = 0.5 * _sq_norm(s + (x_noisy - x) / sig_b**2)
     return (_weights(sig, weighting) * per_example).mean()
 

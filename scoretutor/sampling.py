@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from scoretutor.checks import count, positive
 from scoretutor.config import show_progress
-from scoretutor.device import randn_like
+from scoretutor.device import generator_device, randn_like
 
 Tensor = torch.Tensor
 
@@ -270,16 +270,13 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
     shape = (N,) + (1,) * (x.ndim - 1)
     for i in tqdm(range(1, n_steps + 1), desc="MALA", disable=not show_progress(progress)):
         y = x + eps * s_x + noise_scale * randn_like(x, generator)
-        if not torch.isfinite(y).all():
-            _check_finite(y, f"at step {i} of {n_steps} (proposal)", eps)
+        _check_finite(y, f"at step {i} of {n_steps} (proposal)", eps)
         lp_y, s_y = evaluate(y)
         log_q_y_given_x = -_flat_sq_norm(y - x - eps * s_x) / (4 * eps)
         log_q_x_given_y = -_flat_sq_norm(x - y - eps * s_y) / (4 * eps)
         log_ratio = lp_y + log_q_x_given_y - lp_x - log_q_y_given_x
-        if generator is None:
-            u = torch.rand(N, dtype=x.dtype, device=x.device)
-        else:
-            u = torch.rand(N, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+        u = torch.rand(N, generator=generator, dtype=x.dtype, device=generator_device(generator, x.device))
+        u = u.to(x.device)
         # NaN log-ratios (proposal in a region where log p is undefined) are rejected.
         accept = torch.log(u) < torch.nan_to_num(log_ratio, nan=-math.inf)
         x = torch.where(accept.view(shape), y, x)

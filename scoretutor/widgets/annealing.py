@@ -143,18 +143,20 @@ class NoiseTradeoffExplorer(Explorer):
         _, _, pts = grid(self.lim, grid_n)
         Xq, Yq, qpts = grid(self.lim, quiver_n)
         self.quiver_xy = (Xq, Yq)
-        model_scores = self.models(pts)  # (K, n², 2)
+        p_sigmas = [self.mixture.perturb(sigma) for sigma in self.sigma_values]
+        xs_all = [p.sample(4000, generator=make_generator(k)) for k, p in enumerate(p_sigmas)]
+        model_scores = self.models(pts)  # (K, n², 2): model k on the grid
+        model_xs = self.models(torch.stack(xs_all))  # (K, 4000, 2): model k on samples of its own p_σk
         area = (2 * self.lim) ** 2
         self.frames = []
-        for k, sigma in enumerate(self.sigma_values):
-            p_sigma = self.mixture.perturb(sigma)
+        for k, (p_sigma, xs) in enumerate(zip(p_sigmas, xs_all, strict=True)):
             density = p_sigma.log_prob(pts).exp()
-            xs = p_sigma.sample(4000, generator=make_generator(k))
-            unit = (p_sigma.score(xs) ** 2).sum(-1).mean()  # E_{p_σ}‖∇log p_σ‖², the natural scale
+            true_xs = p_sigma.score(xs)
+            unit = (true_xs**2).sum(-1).mean()  # E_{p_σ}‖∇log p_σ‖², the natural scale
             # errors in that unit; the weighted map p_σ·area·err averages over the box to ≈ the Fisher error
             err = ((model_scores[k] - p_sigma.score(pts)) ** 2).sum(-1) / unit
             weighted = density * area * err
-            fisher = ((self.models(xs)[k] - p_sigma.score(xs)) ** 2).sum(-1).mean() / unit
+            fisher = ((model_xs[k] - true_xs) ** 2).sum(-1).mean() / unit
             q = p_sigma.score(qpts)
             q = q / (q.norm(dim=-1, keepdim=True) + 1e-12)
             self.frames.append({
