@@ -53,6 +53,12 @@ def _call_score(score_fn: Callable[..., Tensor], x: Tensor, *args, name: str = "
     return s
 
 
+def _quadratic_form(s: Tensor, x: Tensor, v: Tensor, create_graph: bool) -> Tensor:
+    """vᵀ (∇ₓ s) v per example by one vector-Jacobian product, shape (N,)."""
+    (vj,) = torch.autograd.grad((s * v).sum(), x, create_graph=create_graph, retain_graph=True)
+    return (vj * v).reshape(x.shape[0], -1).sum(-1)
+
+
 def _probe(like: Tensor, kind: str, generator: torch.Generator | None) -> Tensor:
     """A random vector v with E[v] = 0 and E[v vᵀ] = I: Rademacher (±1) or standard Gaussian."""
     if kind == "gaussian":
@@ -122,9 +128,7 @@ def implicit_score_matching(score_fn: ScoreFn, x: Tensor, trace: str = "exact", 
         else:
             tr = torch.zeros(n, dtype=s.dtype, device=s.device)
             for _ in range(n_probes):
-                v = _probe(x, probe, generator)
-                (vj,) = torch.autograd.grad((s * v).sum(), x, create_graph=keep_graph, retain_graph=True)
-                tr = tr + (vj * v).reshape(n, -1).sum(-1)
+                tr = tr + _quadratic_form(s, x, _probe(x, probe, generator), keep_graph)
             tr = tr / n_probes
         loss = (tr + 0.5 * _sq_norm(s)).mean()
     return loss if keep_graph else loss.detach()
@@ -155,11 +159,9 @@ def sliced_score_matching(score_fn: ScoreFn, x: Tensor, n_projections: int = 1,
         total = torch.zeros(n, dtype=s.dtype, device=s.device)
         for _ in range(n_projections):
             v = _probe(x, probe, generator)
-            sv = (s * v).reshape(n, -1).sum(-1)  # vᵀ s
-            (vj,) = torch.autograd.grad(sv.sum(), x, create_graph=keep_graph, retain_graph=True)
-            total = total + (vj * v).reshape(n, -1).sum(-1)  # vᵀ (∇ₓ s) v
+            total = total + _quadratic_form(s, x, v, keep_graph)  # vᵀ (∇ₓ s) v
             if not variance_reduction:
-                total = total + 0.5 * sv**2
+                total = total + 0.5 * (s * v).reshape(n, -1).sum(-1) ** 2  # ½ (vᵀ s)²
         per_example = total / n_projections
         if variance_reduction:
             per_example = per_example + 0.5 * _sq_norm(s)

@@ -26,6 +26,7 @@ import math
 import torch
 
 from scoretutor.checks import count, positive
+from scoretutor.device import generator_device
 
 Tensor = torch.Tensor
 
@@ -83,8 +84,8 @@ def sigma_max_from_data(x: Tensor, max_points: int | None = 4096,
     if max_points is not None:
         max_points = count(max_points, "max_points", 2)
         if flat.shape[0] > max_points:
-            idx = torch.randperm(flat.shape[0], generator=generator, device=generator.device if generator
-                                 else "cpu")[:max_points]
+            idx = torch.randperm(flat.shape[0], generator=generator, device=generator_device(generator))
+            idx = idx[:max_points]
             flat = flat[idx.to(flat.device)]
     flat = flat.double()
     best = 0.0

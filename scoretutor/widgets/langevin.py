@@ -16,7 +16,7 @@ import torch
 
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.metrics import mode_fractions
-from scoretutor.plotting import DENSITY_CMAP, SAMPLE_COLOR, evaluate_on_grid, style_axes
+from scoretutor.plotting import SAMPLE_COLOR, plot_density, style_axes
 from scoretutor.sampling import LangevinDivergenceError, langevin
 from scoretutor.widgets.base import Explorer, new_figure
 
@@ -62,9 +62,7 @@ class LangevinExplorer(Explorer):
         self.samples: Tensor = self.x0[:n_particles]
 
         self.fig, (ax,) = new_figure(1, size=size)
-        p = evaluate_on_grid(self.density.log_prob, self.lim, grid_n)
-        ax.imshow(np.exp(p), origin="lower", extent=(-lim, lim, -lim, lim), cmap=DENSITY_CMAP,
-                  interpolation="bilinear")
+        plot_density(ax, self.density.log_prob, self.lim, grid_n)
         self.points = ax.scatter(np.zeros(0), np.zeros(0), s=4, c=SAMPLE_COLOR, alpha=0.7, linewidths=0)
         self.paths = [ax.plot([], [], "-", lw=0.8, color=c, alpha=0.9)[0]
                       for c in TRAJECTORY_COLORS[:n_trajectories]]
