@@ -1,7 +1,8 @@
 """Command line: ``python -m scoretutor COMMAND [options]`` (``--help`` lists the commands).
 
 Each command lives in the module named in ``COMMANDS`` and exposes ``add_arguments(parser)`` and
-``run(args) -> int``. Command modules are imported when the parser is built; keep their top-level imports light.
+``run(args) -> int``. Command modules are imported when the parser is built: keep their
+top-level imports light.
 Errors a user can fix (bad arguments, a missing checkpoint, no network) are reported as one line
 on stderr with exit code 2, never as a traceback.
 """
