@@ -94,6 +94,8 @@ def download(filename: str, md5: str, mirrors: list[str], folder, timeout: float
             return fetch(url, md5, target, timeout=timeout)
         except ChecksumError as err:
             failures.append(str(err))
+        except urllib.error.HTTPError as err:
+            failures.append(f"{url}: HTTP {err.code} {err.reason}")
         except (OSError, urllib.error.URLError, ValueError) as err:
             reason = getattr(err, "reason", None) or err
             failures.append(f"{url}: {reason}")
