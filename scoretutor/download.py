@@ -71,6 +71,7 @@ def fetch(url: str, md5: str, target: Path, timeout: float = 30.0) -> Path:
         if digest != md5:
             raise ChecksumError(f"md5 mismatch for {url}: got {digest}, expected {md5} "
                                 "(corrupted or not the published file); nothing was saved")
+        os.chmod(tmp, 0o644)  # mkstemp makes files private (0600); a data folder may be shared
         os.replace(tmp, target)
         return target
     finally:
