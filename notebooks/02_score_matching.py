@@ -366,7 +366,7 @@ for name, (make, loss) in objectives.items():
     torch.manual_seed(0)
     trained[name] = make(2, 128, 3)
     fit(trained[name], loss, lambda k, g: mix.sample(k, generator=g).float(), n_train, lr=1e-3, device=device,
-        progress=False, checkpoint_path=cached("02-objectives", name=name, n_steps=n_train))
+        progress=False, checkpoint_path=cached("02-objectives", objective=name, n_steps=n_train))
     trained[name].cpu()
 
 # %% slideshow={"slide_type": "-"}
