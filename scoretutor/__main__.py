@@ -15,6 +15,7 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("scoretutor.train_cli", "train the MNIST score model: train mnist --steps N --out DIR"),
 }
 
 

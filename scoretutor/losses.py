@@ -257,7 +257,8 @@ def log_uniform_sigmas(n: int, sigma_min: float, sigma_max: float,
     """
     n = count(n, "n", 1)
     if not (0 < sigma_min < sigma_max and math.isfinite(sigma_max)):
-        raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+        raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min={sigma_min}, "
+                         f"sigma_max={sigma_max}")
     u = torch.rand(n, generator=generator, device=generator_device(generator, device),
                    dtype=dtype or torch.get_default_dtype())
     lo, hi = math.log(sigma_min), math.log(sigma_max)

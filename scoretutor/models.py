@@ -262,7 +262,7 @@ class ScoreUNet(nn.Module):
     the encoder's feature map concatenated (skip connection), one residual block per resolution.
     """
 
-    def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (16, 32, 64),
+    def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (8, 32, 64),
                  blocks: tuple[int, ...] = (0, 1, 2), attention: bool = False, embed_dim: int = 64,
                  sigma_data: float = 0.5, groups: int = 8):
         super().__init__()
@@ -288,8 +288,10 @@ class ScoreUNet(nn.Module):
                                    for a, b in zip(channels[:-1], channels[1:], strict=True))
         self.attn = SelfAttention(channels[-1], groups) if attention else None
         levels = list(reversed(range(len(channels) - 1)))
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(channels[k + 1], channels[k], 2, stride=2) for k in levels)
-        self.up_blocks = nn.ModuleList(ResBlock(2 * channels[k], channels[k], embed_dim, groups) for k in levels)
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(channels[k + 1], channels[k], 2, stride=2)
+                                 for k in levels)
+        self.up_blocks = nn.ModuleList(ResBlock(2 * channels[k], channels[k], embed_dim, groups)
+                                       for k in levels)
         self.out_norm = nn.GroupNorm(min(groups, channels[0]), channels[0])
         self.out = nn.Conv2d(channels[0], in_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -297,7 +299,8 @@ class ScoreUNet(nn.Module):
 
     def forward(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         factor = 2 ** len(self.downs)
-        if x.ndim != 4 or x.shape[1] != self.config["in_channels"] or x.shape[-1] % factor or x.shape[-2] % factor:
+        if (x.ndim != 4 or x.shape[1] != self.config["in_channels"]
+                or x.shape[-1] % factor or x.shape[-2] % factor):
             raise ValueError(f"expected images of shape (N, {self.config['in_channels']}, H, W) with H and W "
                              f"divisible by {factor}, got {tuple(x.shape)}")
         s = _sigma_batch(sigma, x)

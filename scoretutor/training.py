@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int = 500, grad_clip: float | None = None, weight_decay: float = 0.0,
         desc: str = "training", mixed_precision: bool = False, ema: nn.Module | None = None,
-        on_checkpoint: Callable[[int], None] | None = None) -> list[float]:
+        on_checkpoint: Callable[[int], None] | None = None, time_limit_s: float | None = None) -> list[float]:
     """Minimise ``loss_fn(model, batch, generator)`` with Adam for ``n_steps``; return the loss history.
 
     Args:
@@ -69,6 +70,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
             (``torch.optim.swa_utils``); it is updated, saved in the checkpoint and resumed with it.
         on_checkpoint: called as ``on_checkpoint(steps_done)`` after every checkpoint save (and at
             the end), e.g. to export the weights.
+        time_limit_s: stop (cleanly, as after Ctrl-C) once this many seconds have passed in this
+            call; the history is shorter than ``n_steps`` and a later call resumes from the checkpoint.
     """
     n_steps = count(n_steps, "n_steps", 0)
     batch_size = count(batch_size, "batch_size", 1)
@@ -99,8 +102,9 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     if path is not None and path.exists():
         state = torch.load(path, map_location=device, weights_only=True)
         if (ema is not None) != ("ema" in state):
-            raise ValueError(f"checkpoint {path} was written {'with' if 'ema' in state else 'without'} an EMA "
-                             f"of the weights; resume it {'with' if 'ema' in state else 'without'} one")
+            kind = "with" if "ema" in state else "without"
+            raise ValueError(f"checkpoint {path} was written {kind} an EMA of the weights; "
+                             f"resume it {kind} one")
         model.load_state_dict(state["model"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
@@ -113,8 +117,13 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     model.train()
     step_start_state = None
     bar = tqdm(range(start, n_steps), desc=desc, disable=not show, initial=start, total=n_steps)
+    t_start = time.perf_counter()
     try:
         for step in bar:
+            if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
+                print(f"fit: time limit of {time_limit_s:.0f} s reached after {len(history)} "
+                      f"of {n_steps} steps")
+                break
             step_start_state = generator.get_state()
             batch = draw(batch_size, generator)
             with autocast(device, enabled=mixed_precision):
