@@ -117,7 +117,11 @@ def _mnist_arrays(images, labels, name: str) -> tuple[torch.Tensor, torch.Tensor
     return x, torch.from_numpy(labels).to(torch.int64)
 
 
-def _load_shipped(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def load_shipped_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits shipped in the package, as :func:`load_mnist` returns them: ``"train"``, 10,000
+    MNIST training digits; ``"test"``, the official 10,000 test digits."""
+    if split not in SHIPPED_MNIST:
+        raise ValueError(f"split must be one of {sorted(SHIPPED_MNIST)}, got {split!r}")
     folder = resources.files("scoretutor") / "assets" / "mnist"
     img, lab = (folder / f for f in SHIPPED_MNIST[split])
     return _mnist_arrays(read_idx(img, img.name), read_idx(lab, lab.name), f"shipped MNIST {split}")
@@ -141,7 +145,7 @@ def load_mnist(split: str = "train", root=None, download: bool = True, mirrors=N
     names = [f"{_SPLITS[split]}-images-idx3-ubyte.gz", f"{_SPLITS[split]}-labels-idx1-ubyte.gz"]
     missing = [n for n in names if not (folder / n).is_file()]
     if split == "test" and missing:
-        return _load_shipped("test")
+        return load_shipped_mnist("test")
     reason = None
     if missing and download:
         try:
@@ -155,7 +159,7 @@ def load_mnist(split: str = "train", root=None, download: bool = True, mirrors=N
         warnings.warn(f"load_mnist: using the 10,000 shipped training digits ({reason}); the full "
                       f"60,000 need network access or the four official MNIST files in ${DATA_ENV}",
                       stacklevel=2)
-        return _load_shipped("train")
+        return load_shipped_mnist("train")
     for n in names:
         digest = md5sum(folder / n)
         if digest != MNIST_FILES[n]:

@@ -71,6 +71,7 @@ def fetch(url: str, md5: str, target: Path, timeout: float = 30.0) -> Path:
         if digest != md5:
             raise ChecksumError(f"md5 mismatch for {url}: got {digest}, expected {md5} "
                                 "(corrupted or not the published file); nothing was saved")
+        os.chmod(tmp, 0o644)  # mkstemp makes files private (0600); a data folder may be shared
         os.replace(tmp, target)
         return target
     finally:
@@ -94,6 +95,8 @@ def download(filename: str, md5: str, mirrors: list[str], folder, timeout: float
             return fetch(url, md5, target, timeout=timeout)
         except ChecksumError as err:
             failures.append(str(err))
+        except urllib.error.HTTPError as err:
+            failures.append(f"{url}: HTTP {err.code} {err.reason}")
         except (OSError, urllib.error.URLError, ValueError) as err:
             reason = getattr(err, "reason", None) or err
             failures.append(f"{url}: {reason}")
