@@ -1,61 +1,23 @@
-"""Sample-only 2D toy data sets (no closed-form density): two moons and a checkerboard.
+"""Data sets known only through samples: MNIST (download, cache, shipped offline digits).
 
-Every function takes a ``torch.Generator`` so draws are reproducible; samples are drawn on the
-generator's device (so ``fit`` can pass its device generator to them).
+``load_mnist`` returns float32 images in [0, 1] and int64 labels; ``mnist_split_indices`` gives the
+fixed random halves of the test set used by the quality protocol (``scoretutor.quality``).
 """
 
 from __future__ import annotations
 
-import math
+import os
+import sys
+import warnings
+from importlib import resources
+from pathlib import Path
 
 import torch
 
 from scoretutor.checks import count
-from scoretutor.device import generator_device
-
-
-def two_moons(n: int, noise: float = 0.1, scale: float = 3.0,
-              generator: torch.Generator | None = None) -> torch.Tensor:
-    """Two interleaved half circles (as in scikit-learn's make_moons), centred and scaled."""
-    n = count(n, "n")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
-    dev = generator_device(generator)  # samples live where the generator draws them
-    upper = torch.rand(n, generator=generator, device=dev) < 0.5
-    t = torch.rand(n, generator=generator, device=dev) * math.pi
-    x = torch.where(upper, t.cos(), 1 - t.cos())
-    y = torch.where(upper, t.sin(), 0.5 - t.sin())
-    pts = torch.stack([x - 0.5, y - 0.25], dim=-1) * scale
-    return pts + noise * scale * torch.randn(n, 2, generator=generator, device=dev)
-
-
-def checkerboard(n: int, squares: int = 4, size: float = 8.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Uniform on the dark squares of a ``squares × squares`` board spanning [−size/2, size/2]²."""
-    n = count(n, "n")
-    if squares < 2 or size <= 0:
-        raise ValueError(f"need squares >= 2 and size > 0, got squares={squares}, size={size}")
-    cell = size / squares
-    dark = [(i, j) for i in range(squares) for j in range(squares) if (i + j) % 2 == 0]
-    dev = generator_device(generator)  # samples live where the generator draws them
-    idx = torch.randint(len(dark), (n,), generator=generator, device=dev)
-    corners = torch.tensor(dark, dtype=torch.get_default_dtype(), device=dev)[idx] * cell - size / 2
-    return corners + torch.rand(n, 2, generator=generator, device=dev) * cell
-
-
-# ==================================================================================================
-# MNIST (issue 9): load_mnist with download, cache and the shipped offline digits; the test-set
-# split of the quality protocol. Everything MNIST-specific lives in this block.
-# ==================================================================================================
-import os  # noqa: E402
-import sys  # noqa: E402
-import warnings  # noqa: E402
-from importlib import resources  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from scoretutor.download import ChecksumError, DownloadError, md5sum  # noqa: E402
-from scoretutor.download import download as _download  # noqa: E402
-from scoretutor.idx import read_idx  # noqa: E402
+from scoretutor.download import ChecksumError, DownloadError, md5sum
+from scoretutor.download import download as _download
+from scoretutor.idx import read_idx
 
 MNIST_FILES = {  # the four official files and their published md5s
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",

@@ -212,7 +212,7 @@ def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
                             settings.n_steps_each, generator=g, denoise_last=True,
                             return_trajectory=return_trajectory, trajectory_every=settings.n_steps_each,
                             progress=progress)
-    x, traj = (out if return_trajectory else (out, None))
+    x, traj = out.x, out.trajectory
     if clamp:
         x = x.clamp(0, 1)
     return (x, traj) if return_trajectory else x
