@@ -121,6 +121,7 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
                              f"{previous.get('model', {}).get('config')}, this one {mine}")
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(run["ema_decay"]), use_buffers=True)
     wall_before = float(previous.get("wall_time_s", 0.0))
+    commit = git_commit()  # the code that runs, read once (the checkout may change while it trains)
     t0 = time.perf_counter()
     data = dict(data_info or {"name": "mnist", "split": "train", "count": int(images.shape[0])})
 
@@ -129,7 +130,7 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
                 "loss": "continuous NCSN: sigma ~ logU[sigma_min, sigma_max], lambda(sigma) = sigma^2",
                 "wall_time_s": round(wall_before + time.perf_counter() - t0, 1),
                 "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
-                "git_commit": git_commit(), **({"command": command} if command else {})}
+                "git_commit": commit, **({"command": command} if command else {})}
 
     def export(done: int) -> None:
         save_checkpoint(out, ema.module, **card(done))
@@ -145,8 +146,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
 
 
 # -- sampling ----------------------------------------------------------------------------------
-DEFAULT_STEPS_EACH = 2  # T per level; with the NCSNv2 grid (L ≈ 100) about 200 network calls
-STEP_SIZE_FACTOR = 1.0  # ε = factor × NCSNv2's Technique-4 step size (tuned on the shipped model)
+DEFAULT_STEPS_EACH = 3  # T per level; with the NCSNv2 grid (L = 95) 286 network calls
+STEP_SIZE_FACTOR = 8.0  # ε = factor × NCSNv2's Technique-4 step size (tuned on the shipped model)
 
 
 @dataclass(frozen=True)
