@@ -222,3 +222,23 @@ def test_cli_sample_writes_float32_images_in_the_unit_interval(tmp_path, capsys)
                  str(tmp_path / "ck"), "--steps-each", "1", "--batch-size", "3", "--device", "cpu"]) == 0
     x = np.load(out)
     assert x.shape == (5, 1, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+
+
+# -- the shipped checkpoint -------------------------------------------------------------------------
+def test_shipped_checkpoint_is_the_default_architecture_trained_within_30_minutes():
+    model, card = mnist.load_pretrained(device="cpu")
+    assert card["model"]["config"] == json.loads(json.dumps(mnist.make_model().config))
+    for key in ("sigma_min", "sigma_max", "ema_decay", "steps", "seed", "torch_version", "git_commit", "command"):
+        assert key in card, key
+    assert card["wall_time_s"] <= 30 * 60 and card["data"]["split"] == "train"
+    assert card["command"].startswith("python -m scoretutor train mnist")
+    # Trained weights denoise: Tweedie's step x̃ + σ² s(x̃, σ) lands closer to held-out test digits than
+    # x̃ itself (an untrained, zero-output network would leave the error unchanged, ratio 1).
+    from scoretutor.data import load_mnist
+
+    x, _ = load_mnist("test")
+    x = x[:64]
+    x_noisy = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        denoised = x_noisy + 0.1**2 * model(x_noisy, 0.1)
+    assert (denoised - x).norm() < 0.5 * (x_noisy - x).norm()
