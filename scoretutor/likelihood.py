@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from scoretutor import losses
+from scoretutor import checks, losses
 from scoretutor.checks import positive
 from scoretutor.sde import SDE, check_time
 
@@ -55,9 +55,7 @@ def log_likelihood(score_fn: Callable[[Tensor, Tensor], Tensor], sde: SDE, x: Te
     """
     from scipy.integrate import solve_ivp
 
-    if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2 or x.numel() == 0:
-        got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x must be a floating-point tensor of shape (N, ...) with N >= 1, got {got}")
+    x = checks.batch(x, "x")
     if not torch.isfinite(x).all():
         raise ValueError("x contains non-finite values (nan or inf)")
     if trace not in TRACES:

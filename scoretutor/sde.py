@@ -38,6 +38,7 @@ from collections.abc import Callable
 
 import torch
 
+from scoretutor import checks
 from scoretutor.checks import positive
 from scoretutor.densities import GaussianMixture
 from scoretutor.device import randn_like
@@ -73,10 +74,7 @@ def check_time(t, n: int | None = None, dtype=None, device=None, name: str = "t"
 
 
 def _check_x(x) -> Tensor:
-    if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2 or x.numel() == 0:
-        got = f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x must be a floating-point tensor of shape (N, ...) with N >= 1, got {got}")
-    return x
+    return checks.batch(x, "x")
 
 
 class SDE:
