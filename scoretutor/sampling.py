@@ -429,11 +429,14 @@ def probability_flow(score_fn: Callable[[Tensor, Tensor], Tensor], sde, x_T: Ten
 
     Deterministic: the samples are a fixed function of x_T, and their law equals p_{t_min} only
     if x_T ~ p_1 exactly (no noise corrects a wrong prior). Solved by scipy's ``solve_ivp``
-    (adaptive Runge–Kutta, RK45 by default, tolerances ``rtol``/``atol``): the solver
-    score_sde_pytorch uses for sampling and likelihoods, well kept, with error control and an
-    evaluation count; it runs on the CPU in float64 and calls the score on x's device (one
-    host copy per evaluation, negligible next to a network call). ``n_score_evals`` is the
-    solver's number of right-hand-side evaluations; the trajectory holds the accepted steps.
+    (adaptive Runge–Kutta, RK45 by default, tolerances ``rtol``/``atol``), chosen over torchdiffeq
+    because it is the solver score_sde_pytorch uses for sampling and likelihoods (so tolerances
+    and evaluation counts compare with the paper's), it is a widely kept library with error
+    control and an evaluation count, and it needs no extra autograd machinery. It integrates in
+    float64 on the CPU and calls the score on x's device: one host copy of the state per
+    evaluation, negligible next to a network call (torchdiffeq would avoid it on a GPU).
+    ``n_score_evals`` is the solver's number of right-hand-side evaluations; the trajectory holds
+    the accepted steps.
     """
     from scipy.integrate import solve_ivp
 
