@@ -41,7 +41,8 @@ import torch
 from scoretutor import checks
 from scoretutor.checks import positive
 from scoretutor.densities import GaussianMixture
-from scoretutor.device import randn_like
+from scoretutor.device import generator_device, randn_like
+from scoretutor.losses import ncsn_loss
 
 Tensor = torch.Tensor
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -380,8 +381,6 @@ def mixture_prior_log_prob(mixture: GaussianMixture, sde: SDE, t: float = 1.0) -
 
 # -- training objectives in continuous time (both reuse ``losses.ncsn_loss``) ---------------------
 def _uniform_times(n: int, t_min: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
-    from scoretutor.device import generator_device
-
     u = torch.rand(n, generator=generator, dtype=like.dtype, device=generator_device(generator, like.device))
     return (t_min + (1 - t_min) * u).to(like.device)
 
@@ -393,8 +392,6 @@ def ve_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sde: VESDE,
     = E_t E ½ σ(t)² ‖s_θ(x + σ(t) z, σ(t)) + z/σ(t)‖², computed by ``losses.ncsn_loss`` with one
     level per example (the continuous-time VE objective of score_sde_pytorch).
     """
-    from scoretutor.losses import ncsn_loss
-
     if not isinstance(sde, VESDE):
         raise ValueError(f"ve_loss needs a VESDE, got {sde!r}")
     x = _check_x(x)
@@ -412,8 +409,6 @@ def vp_eps_loss(eps_model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sde: V
     the scaled data α_t x: denoising score matching and DDPM's objective are one loss
     (t ~ U[t_min, 1]).
     """
-    from scoretutor.losses import ncsn_loss
-
     if not isinstance(sde, VPSDE):
         raise ValueError(f"vp_eps_loss needs a VPSDE, got {sde!r}")
     x = _check_x(x)
