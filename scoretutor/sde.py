@@ -42,7 +42,7 @@ from scoretutor import checks
 from scoretutor.checks import positive
 from scoretutor.densities import GaussianMixture
 from scoretutor.device import generator_device, randn_like
-from scoretutor.losses import ncsn_loss
+from scoretutor.losses import continuous_ncsn_loss, ncsn_loss
 
 Tensor = torch.Tensor
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -389,15 +389,13 @@ def ve_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sde: VESDE,
             generator: torch.Generator | None = None) -> Tensor:
     """NCSN's loss with σ drawn continuously: t ~ U[0, 1], σ = σ(t), λ(σ) = σ².
 
-    = E_t E ½ σ(t)² ‖s_θ(x + σ(t) z, σ(t)) + z/σ(t)‖², computed by ``losses.ncsn_loss`` with one
-    level per example (the continuous-time VE objective of score_sde_pytorch).
+    = E_t ½ σ(t)² ‖s_θ(x + σ(t) z, σ(t)) + z/σ(t)‖², the continuous-time VE objective of
+    score_sde_pytorch. σ(t) with t uniform is σ log-uniform on [σ_min, σ_max], so this is
+    ``losses.continuous_ncsn_loss`` (``ncsn_loss`` with one level per example) on the SDE's range.
     """
     if not isinstance(sde, VESDE):
         raise ValueError(f"ve_loss needs a VESDE, got {sde!r}")
-    x = _check_x(x)
-    sigma = sde.sigma(_uniform_times(x.shape[0], 0.0, x, generator))
-    levels = torch.arange(x.shape[0], device=x.device)
-    return ncsn_loss(model, x, sigma, generator=generator, levels=levels)
+    return continuous_ncsn_loss(model, _check_x(x), sde.sigma_min, sde.sigma_max, generator=generator)
 
 
 def vp_eps_loss(eps_model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sde: VPSDE,
