@@ -15,6 +15,8 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("scoretutor.train_cli", "train the MNIST score model: train mnist --steps N --out DIR"),
+    "sample": ("scoretutor.sample_cli", "draw MNIST digits: sample mnist --n N --seed S --out FILE.npy"),
 }
 
 
