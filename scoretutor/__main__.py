@@ -15,6 +15,8 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "explore": ("scoretutor.explore", "serve the σ/ε explorers as a page without code (Voilà, 127.0.0.1)"),
+    "export": ("scoretutor.export", "run notebooks, export reveal.js slides / HTML handouts (offline)"),
 }
 
 

@@ -25,6 +25,8 @@ NOTEBOOKS = ROOT / "notebooks"
 
 # explorer name -> key-press-to-new-image times in ms, filled by the tests, printed at the end
 LATENCIES: dict[str, list[float]] = {}
+# page name -> {phase: seconds} (open, run all cells, sliders), printed at the end
+PHASES: dict[str, dict[str, float]] = {}
 SCREENSHOTS: list[Path] = []
 
 
@@ -115,6 +117,10 @@ def pytest_terminal_summary(terminalreporter):
             t = np.asarray(times)
             tr.write_line(f"{name:<44} {t.size:>3} {np.percentile(t, 50):>7.0f} {np.percentile(t, 95):>7.0f} "
                           f"{t.max():>7.0f}")
+    if PHASES:
+        terminalreporter.section("browser test phases (s)")
+        for name, phases in PHASES.items():
+            terminalreporter.write_line(f"{name:<32} " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
     if SCREENSHOTS:
         terminalreporter.section("browser screenshots of failures")
         terminalreporter.write_line(f"[browser] screenshots in {ARTIFACTS}:")

@@ -9,14 +9,16 @@ slider handle changes the slider's readout and the image bytes, and the image ke
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from .conftest import LATENCIES, notebooks_with_explorers
+from .conftest import LATENCIES, PHASES, notebooks_with_explorers
+from .explorers import STATE_JS, assert_pixel_size, press, probe
 
 pytestmark = pytest.mark.browser
 
 RUN_ALL_TIMEOUT_MS = 600_000  # fast mode runs a notebook in well under a minute; this is a hang guard
-UPDATE_TIMEOUT_MS = 30_000
 PRESSES_PER_SLIDER = 4  # forth, back, forth, back: always a valid move, 4 latency samples per slider
 
 NOTEBOOKS = notebooks_with_explorers()
@@ -39,29 +41,6 @@ RUN_ALL_JS = """async () => {
   return {ok, cells};
 }"""
 
-# Install the probes on one explorer: key-down time and image-load times (page clock, ms).
-PROBE_JS = """(root) => {
-  const img = root.querySelector('img');
-  window.__keyT = null; window.__loads = [];
-  if (!root.__probed) {
-    root.addEventListener('keydown', () => { window.__keyT = performance.now(); }, true);
-    img.addEventListener('load', () => window.__loads.push({t: performance.now(), src: img.src}));
-    root.__probed = true;
-  }
-}"""
-
-STATE_JS = """async (root) => {
-  const img = root.querySelector('img');
-  const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  const rect = img.getBoundingClientRect();
-  return {hash: Array.from(digest).map(b => b.toString(16).padStart(2, '0')).join(''), src: img.src,
-          natural: [img.naturalWidth, img.naturalHeight], shown: [rect.width, rect.height],
-          readouts: Array.from(root.querySelectorAll('.widget-readout')).map(e => e.value ?? e.textContent),
-          status: root.querySelector('.widget-html') ? root.querySelector('.widget-html').innerText : ''};
-}"""
-
-
 def open_notebook(page, lab, name: str) -> None:
     page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
     page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
@@ -80,16 +59,15 @@ def run_all(page) -> dict:
     return page.evaluate("window.__run")
 
 
-def assert_pixel_size(state: dict, where: str) -> None:
-    (nw, nh), (w, h) = state["natural"], state["shown"]
-    assert nw > 0 and abs(w - nw) <= 1 and abs(h - nh) <= 1, \
-        f"{where}: image shown at {w:.0f}×{h:.0f} px, its pixel size is {nw}×{nh}"
-
-
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_explorers_in_jupyterlab(page, lab, notebook):
+    phases = PHASES.setdefault(notebook.stem, {})
+    t0 = time.perf_counter()
     open_notebook(page, lab, notebook.name)
+    t1 = time.perf_counter()
     result = run_all(page)
+    t2 = time.perf_counter()
+    phases.update(open=t1 - t0, run_all=t2 - t1)
     assert "error" not in result, f"run-all failed: {result.get('error')}"
     errors = [(c["source"], c["errors"]) for c in result["cells"] if c["errors"]]
     assert not errors, f"cells with errors: {errors}"
@@ -104,7 +82,7 @@ def test_notebook_explorers_in_jupyterlab(page, lab, notebook):
         root.scroll_into_view_if_needed()
         name = f"{notebook.stem} #{i + 1}"
         handle = root.element_handle()
-        page.evaluate(PROBE_JS, handle)
+        probe(page, handle)
         handles = root.locator(".widget-slider .noUi-handle")
         assert handles.count() >= 1, f"{name}: no slider"
         state = page.evaluate(STATE_JS, handle)
@@ -116,14 +94,7 @@ def test_notebook_explorers_in_jupyterlab(page, lab, notebook):
             forth, back = ("ArrowLeft", "ArrowRight") if at_max else ("ArrowRight", "ArrowLeft")
             for k in range(PRESSES_PER_SLIDER):
                 before = state
-                page.evaluate("() => { window.__keyT = null; window.__loads = []; }")
-                h.focus()
-                h.press(forth if k % 2 == 0 else back)
-                page.wait_for_function(
-                    "window.__keyT !== null && window.__loads.some(e => e.t > window.__keyT)",
-                    timeout=UPDATE_TIMEOUT_MS)
-                ms = page.evaluate("window.__loads.find(e => e.t > window.__keyT).t - window.__keyT")
-                state = page.evaluate(STATE_JS, handle)
+                ms, state = press(page, handle, h, forth if k % 2 == 0 else back)
                 where = f"{name}, slider {j + 1}, press {k + 1}"
                 assert state["hash"] != before["hash"], f"{where}: the image bytes did not change"
                 assert state["readouts"][j] != before["readouts"][j], \
@@ -131,4 +102,5 @@ def test_notebook_explorers_in_jupyterlab(page, lab, notebook):
                 assert_pixel_size(state, where)
                 assert state["natural"] == size, f"{where}: image size {state['natural']} != {size}"
                 LATENCIES.setdefault(name, []).append(ms)
+    phases["sliders"] = time.perf_counter() - t2
     assert not page.console.errors, "browser console errors:\n" + "\n".join(page.console.errors)
