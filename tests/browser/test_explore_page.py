@@ -48,7 +48,7 @@ def test_explore_page_has_explorers_and_no_code(page, explore_server):
     page.wait_for_function("document.querySelectorAll('.scoretutor-explorer').length >= 3", timeout=600_000)
     text = page.inner_text("body")
     assert "import " not in text and "display(" not in text, "the page shows code"
-    sources = page.evaluate("Array.from(document.querySelectorAll('.jp-InputArea')).map(e => e.innerText.trim())")
+    sources = page.evaluate("Array.from(document.querySelectorAll('.jp-InputArea'), e => e.innerText.trim())")
     assert not any(sources), f"the page shows cell sources: {sources}"
 
     root = page.locator(".scoretutor-explorer").first
