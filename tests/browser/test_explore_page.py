@@ -48,8 +48,9 @@ def test_explore_page_has_explorers_and_no_code(page, explore_server):
     page.wait_for_function("document.querySelectorAll('.scoretutor-explorer').length >= 3", timeout=600_000)
     text = page.inner_text("body")
     assert "import " not in text and "display(" not in text, "the page shows code"
-    sources = page.evaluate("Array.from(document.querySelectorAll('.jp-InputArea'), e => e.innerText.trim())")
-    assert not any(sources), f"the page shows cell sources: {sources}"
+    sources = page.evaluate("Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea'), "
+                            "e => e.innerText.trim())")
+    assert not any(sources), f"the page shows code cell sources: {sources}"
 
     root = page.locator(".scoretutor-explorer").first
     handle = root.element_handle()
