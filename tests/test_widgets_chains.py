@@ -60,7 +60,16 @@ def test_cache_reuses_a_chain_with_enough_particles_and_forgets_old_ones():
     assert cache.get(0.1, 64) is not a  # more particles than cached: a new chain
     cache.get(0.2, 8)
     cache.get(0.3, 8)
-    assert list(cache.chains) == [0.2, 0.3] and made == [(0.1, 32), (0.1, 64), (0.2, 8), (0.3, 8)]
+    assert list(cache.chains) == ["0.2", "0.3"] and made == [(0.1, 32), (0.1, 64), (0.2, 8), (0.3, 8)]
+    assert cache.get(0.30000000000000004, 8) is cache.chains["0.3"]  # the browser's rounding
+
+
+def test_prefetch_computes_in_the_background_and_get_reuses_it():
+    cache = ChainCache(lambda eps, n: LangevinChain(MIX.score, x0(), eps, n, 7))
+    cache.prefetch([0.1, 0.12], 64, 30)
+    cache._pool.shutdown(wait=True)
+    chain = cache.get(0.1, 64)
+    assert chain.k == 30 and torch.equal(chain.run_to(30), reference(30))
 
 
 def test_bad_arguments():

@@ -20,8 +20,10 @@ generator, same shapes), which the tests check.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -56,6 +58,7 @@ class LangevinChain:
         self.snapshots: dict[int, tuple[Tensor, Tensor]] = {0: (self.x, self.generator.get_state())}
         self.paths = [x0[:n_paths].clone()]  # paths[i] = x_i of the first n_paths particles
         self.diverged_at: int | None = None  # first step with a non-finite iterate
+        self._lock = threading.Lock()  # a background prefetch and a slider move may share the chain
 
     @torch.no_grad()
     def _step(self, x: Tensor, generator: torch.Generator) -> Tensor:
@@ -67,6 +70,10 @@ class LangevinChain:
         """x_K for K = ``n_steps`` (shape (n, d)), or None if the chain diverged at or before step K."""
         if n_steps < 0:
             raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+        with self._lock:
+            return self._run_to(n_steps)
+
+    def _run_to(self, n_steps: int) -> Tensor | None:
         if self.diverged_at is not None and n_steps >= self.diverged_at:
             return None
         if n_steps <= self.k:  # replay from the nearest snapshot (fewer than `every` steps)
@@ -94,18 +101,34 @@ class LangevinChain:
 
 
 class ChainCache:
-    """The last ``size`` chains by ε; a chain with at least n particles serves any n (by slicing)."""
+    """The last ``size`` chains by ε; a chain with at least n particles serves any n (by slicing).
+
+    ε values are keyed to 6 significant digits, so a slider's 10**(k·step) computed in the browser
+    and the same value computed here share a chain. :meth:`prefetch` runs chains in one background
+    thread (while the student looks at the current frame), e.g. for the ε one slider step away.
+    """
 
     def __init__(self, make: Callable[[float, int], LangevinChain], size: int = 8):
         self.make, self.size = make, size
-        self.chains: OrderedDict[float, LangevinChain] = OrderedDict()
+        self.chains: OrderedDict[str, LangevinChain] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def get(self, step_size: float, n: int) -> LangevinChain:
-        chain = self.chains.get(step_size)
-        if chain is None or chain.n < n:
-            chain = self.make(step_size, n)
-            self.chains[step_size] = chain
-        self.chains.move_to_end(step_size)
-        while len(self.chains) > self.size:
-            self.chains.popitem(last=False)
-        return chain
+        key = f"{step_size:.6g}"
+        with self._lock:
+            chain = self.chains.get(key)
+            if chain is None or chain.n < n:
+                chain = self.make(step_size, n)
+                self.chains[key] = chain
+            self.chains.move_to_end(key)
+            while len(self.chains) > self.size:
+                self.chains.popitem(last=False)
+            return chain
+
+    def prefetch(self, step_sizes: Iterable[float], n: int, n_steps: int) -> None:
+        """Compute x_K (K = n_steps) for each ε in the background; errors surface on the next get."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="langevin-prefetch")
+        for step_size in step_sizes:
+            self._pool.submit(self.get(step_size, n).run_to, n_steps)
