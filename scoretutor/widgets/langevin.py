@@ -8,6 +8,7 @@ trajectory lines in place. A diverging chain is reported in the status line inst
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -17,8 +18,8 @@ import torch
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.metrics import mode_fractions
 from scoretutor.plotting import SAMPLE_COLOR, plot_density, style_axes
-from scoretutor.sampling import LangevinDivergenceError, langevin
 from scoretutor.widgets.base import Explorer, new_figure
+from scoretutor.widgets.chains import ChainCache, LangevinChain
 
 Tensor = torch.Tensor
 TRAJECTORY_COLORS = ["#ffffff", "#7fffd4", "#ffd166", "#ef476f", "#06d6a0", "#a0c4ff", "#ffadad", "#caffbf"]
@@ -78,27 +79,37 @@ class LangevinExplorer(Explorer):
             "n_particles": widgets.IntSlider(value=n_particles, min=50, max=max_particles, step=50,
                                              description="particles", continuous_update=False),
         }
+        self._cache = ChainCache(self._chain)
         super().__init__(sliders, dpi=dpi)
 
+    def _chain(self, eps: float, n: int) -> LangevinChain:
+        return LangevinChain(self.score_fn, self.x0, eps, n, seed=self.seed + 1, n_paths=self.n_trajectories,
+                             every=self.sliders["n_steps"].step if hasattr(self, "sliders") else 10)
+
+    def _neighbours(self, eps: float) -> list[float]:
+        """The ε values one slider step below and above (what a key press or a short drag asks next)."""
+        s = self.sliders["eps"]
+        e = math.log(eps, s.base)
+        return [s.base ** v for v in (e - s.step, e + s.step) if s.min <= v <= s.max]
+
     def draw(self, eps: float, n_steps: int, n_particles: int) -> str:
-        x0 = self.x0[:n_particles]
-        k = self.n_trajectories
-        path = [x0[:k].clone()]
-        try:
-            g = torch.Generator().manual_seed(self.seed + 1)
-            x = langevin(self.score_fn, x0, eps, n_steps, generator=g, progress=False,
-                         callback=lambda i, x: path.append(x[:k].clone()))
-        except LangevinDivergenceError as err:
+        # Runs are cached by ε (see scoretutor.widgets.chains): moving K extends or replays a cached
+        # run, fewer particles slice it, and the runs for the neighbouring ε are prefetched.
+        chain = self._cache.get(eps, n_particles)
+        x = chain.run_to(n_steps)
+        if hasattr(self, "sliders"):
+            self._cache.prefetch(self._neighbours(eps), chain.n, n_steps)
+        if x is None:
             self.points.set_offsets(np.zeros((0, 2)))
             for line in self.paths:
                 line.set_data([], [])
             self.starts.set_offsets(np.zeros((0, 2)))
-            return f"diverged: {str(err).split(';')[0].replace('Langevin iterates became non-finite ', '')}" \
-                   f" — reduce ε"
+            return f"diverged at step {chain.diverged_at} of {n_steps} with ε = {eps:.3g} — reduce ε"
+        x = x[:n_particles]
         self.samples = x
         xs = x.detach().float().cpu().numpy()
         self.points.set_offsets(xs)
-        trail = torch.stack(path).float().cpu().numpy()  # (K + 1, k, 2)
+        trail = chain.trajectories(n_steps).float().cpu().numpy()  # (K + 1, k, 2)
         for j, line in enumerate(self.paths):
             line.set_data(trail[:, j, 0], trail[:, j, 1])
         self.starts.set_offsets(trail[0])
