@@ -36,7 +36,7 @@ APP_CELLS: list[tuple[str, str]] = [
     ("markdown", "## Langevin dynamics with the exact score: step size ε, number of steps K\n"
      "x ← x + ε ∇log p(x) + √(2ε) z. Small ε: slow; large ε: biased, then divergent. "
      "However long it runs, plain Langevin gets the weights of the two modes wrong."),
-    ("code", "display(LangevinExplorer(mixture, lim=10.0, init='uniform', eps=0.1, n_steps=100, "
+    ("code", "display(LangevinExplorer(mixture, lim=10.0, init='uniform', n_steps=100, "
      "n_particles=500))"),
     ("markdown", "## How much noise? One score model per σ, trained by denoising score matching\n"
      "Small σ: accurate only where the data is. Large σ: accurate everywhere, but p_σ has lost "

@@ -66,10 +66,13 @@ def test_cache_reuses_a_chain_with_enough_particles_and_forgets_old_ones():
 
 def test_prefetch_computes_in_the_background_and_get_reuses_it():
     cache = ChainCache(lambda eps, n: LangevinChain(MIX.score, x0(), eps, n, 7))
-    cache.prefetch([0.1, 0.12], 64, 30)
+    small = cache.get(0.1, 16)
+    cache.prefetch([(0.1, 64), (0.12, 64)], 30)
+    assert cache.get(0.1, 16) is small or cache.get(0.1, 16).k == 30  # never a half-computed chain
     cache._pool.shutdown(wait=True)
     chain = cache.get(0.1, 64)
-    assert chain.k == 30 and torch.equal(chain.run_to(30), reference(30))
+    assert chain is not small and chain.k == 30 and torch.equal(chain.run_to(30), reference(30))
+    assert cache.get(0.12, 64).k == 30
 
 
 def test_bad_arguments():

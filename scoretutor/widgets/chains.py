@@ -23,7 +23,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
@@ -104,8 +104,10 @@ class ChainCache:
     """The last ``size`` chains by ε; a chain with at least n particles serves any n (by slicing).
 
     ε values are keyed to 6 significant digits, so a slider's 10**(k·step) computed in the browser
-    and the same value computed here share a chain. :meth:`prefetch` runs chains in one background
-    thread (while the student looks at the current frame), e.g. for the ε one slider step away.
+    and the same value computed here share a chain. :meth:`prefetch` computes chains in one
+    background thread while the student looks at the current frame (e.g. for the ε one slider step
+    away); a new prefetched chain enters the cache only once it is computed, so it never makes a
+    slider move wait for work that move did not need.
     """
 
     def __init__(self, make: Callable[[float, int], LangevinChain], size: int = 8):
@@ -113,22 +115,50 @@ class ChainCache:
         self.chains: OrderedDict[str, LangevinChain] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+
+    @staticmethod
+    def key(step_size: float) -> str:
+        return f"{step_size:.6g}"
 
     def get(self, step_size: float, n: int) -> LangevinChain:
-        key = f"{step_size:.6g}"
+        """The cached chain for ε with at least n particles (a new one if there is none)."""
+        key = self.key(step_size)
         with self._lock:
             chain = self.chains.get(key)
             if chain is None or chain.n < n:
                 chain = self.make(step_size, n)
-                self.chains[key] = chain
+                self._install(key, chain)
             self.chains.move_to_end(key)
-            while len(self.chains) > self.size:
-                self.chains.popitem(last=False)
             return chain
 
-    def prefetch(self, step_sizes: Iterable[float], n: int, n_steps: int) -> None:
-        """Compute x_K (K = n_steps) for each ε in the background; errors surface on the next get."""
+    def _install(self, key: str, chain: LangevinChain) -> None:
+        """Cache ``chain`` unless one with at least as many particles is there (call with the lock)."""
+        old = self.chains.get(key)
+        if old is None or old.n < chain.n:
+            self.chains[key] = chain
+        while len(self.chains) > self.size:
+            self.chains.popitem(last=False)
+
+    def prefetch(self, jobs: Iterable[tuple[float, int]], n_steps: int) -> None:
+        """Compute x_K (K = n_steps) for each (ε, n particles) in ``jobs``, in order, in the background.
+
+        Work queued by an earlier call and not started yet is dropped (the student moved on).
+        """
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="langevin-prefetch")
-        for step_size in step_sizes:
-            self._pool.submit(self.get(step_size, n).run_to, n_steps)
+        for f in self._pending:
+            f.cancel()
+        self._pending = [self._pool.submit(self._compute, s, n, n_steps) for s, n in jobs]
+
+    def _compute(self, step_size: float, n: int, n_steps: int) -> None:
+        key = self.key(step_size)
+        with self._lock:
+            chain = self.chains.get(key)
+        if chain is None or chain.n < n:
+            chain = self.make(step_size, n)
+            chain.run_to(n_steps)
+            with self._lock:
+                self._install(key, chain)
+        else:
+            chain.run_to(n_steps)  # extend the cached chain (a slider move waits on its lock)

@@ -97,8 +97,12 @@ class LangevinExplorer(Explorer):
         # run, fewer particles slice it, and the runs for the neighbouring ε are prefetched.
         chain = self._cache.get(eps, n_particles)
         x = chain.run_to(n_steps)
-        if hasattr(self, "sliders"):
-            self._cache.prefetch(self._neighbours(eps), chain.n, n_steps)
+        if hasattr(self, "sliders"):  # likely next moves: ε ± one slider step, then more particles
+            more = self.sliders["n_particles"]
+            jobs = [(e, chain.n) for e in self._neighbours(eps)]
+            if chain.n < more.max:
+                jobs.append((eps, min(chain.n + more.step, more.max)))
+            self._cache.prefetch(jobs, n_steps)
         if x is None:
             self.points.set_offsets(np.zeros((0, 2)))
             for line in self.paths:

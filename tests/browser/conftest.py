@@ -98,9 +98,9 @@ def page(browser, request):
     context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[JupyterServer]:
-    """One JupyterLab server for all notebooks, always shut down (kernels included)."""
+    """One JupyterLab server for all notebooks of a test module, always shut down (kernels included)."""
     server = start_lab(tmp_path_factory.mktemp("jupyterlab"), NOTEBOOKS)
     try:
         yield server

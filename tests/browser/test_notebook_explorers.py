@@ -64,6 +64,16 @@ def test_notebook_explorers_in_jupyterlab(page, lab, notebook):
     phases = PHASES.setdefault(notebook.stem, {})
     t0 = time.perf_counter()
     open_notebook(page, lab, notebook.name)
+    try:
+        check_notebook(page, notebook, phases, t0)
+    finally:  # free the kernel (and its memory) before the next notebook; never mask a failure
+        try:
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        except Exception as err:  # noqa: BLE001
+            print(f"[browser] could not shut down the kernel of {notebook.name}: {err}")
+
+
+def check_notebook(page, notebook, phases: dict, t0: float) -> None:
     t1 = time.perf_counter()
     result = run_all(page)
     t2 = time.perf_counter()
