@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -80,6 +81,29 @@ def voila_command(app: Path, port: int, token: str, open_browser: bool) -> list[
             *([] if open_browser else ["--no-browser"])]
 
 
+def offline_template(root: Path) -> Path | None:
+    """Write Voilà's ``lab`` template without its two Font Awesome links to a CDN (the icons are in
+    Voilà's own bundle too) under ``root/voila/templates/lab``; put ``root`` first on JUPYTER_PATH to
+    use it. Returns None (Voilà's template is used as is) if the template is not as expected."""
+    from jupyter_core.paths import jupyter_path
+
+    for folder in jupyter_path("voila", "templates", "lab"):
+        original = Path(folder) / "index.html.j2"
+        if original.exists():
+            break
+    else:
+        return None
+    text = original.read_text()
+    cdn_link = r'\s*<link rel="stylesheet" href="https://cdn\.jsdelivr\.net/npm/@fortawesome/[^>]*>'
+    patched = re.sub(cdn_link, "", text)
+    if patched == text or re.search(r'(href|src)="https?://', patched):
+        return None
+    target = root / "voila" / "templates" / "lab" / "index.html.j2"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(patched)
+    return root
+
+
 def run(args: argparse.Namespace) -> int:
     if args.write:
         print(f"wrote {write_app(args.write)}")
@@ -95,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         env["SCORETUTOR_FAST"] = "1"
     with tempfile.TemporaryDirectory(prefix="scoretutor-explore-") as tmp:
         app = write_app(Path(tmp) / "explore.ipynb")
+        templates = offline_template(Path(tmp) / "share")
+        if templates is not None:  # no request to a CDN: the page works offline
+            paths = [str(templates), env.get("JUPYTER_PATH", "")]
+            env["JUPYTER_PATH"] = os.pathsep.join(paths).rstrip(os.pathsep)
         print(f"serving the explorers on http://127.0.0.1:{args.port}/?token={token} (Ctrl-C to stop)",
               flush=True)
         proc = subprocess.Popen(voila_command(app, args.port, token, not args.no_browser), env=env)

@@ -83,3 +83,11 @@ def test_overview_contents_link_every_numbered_notebook():
     for link in re.findall(r"\]\(([^)]+)\)", table):
         assert (ROOT / "notebooks" / link).exists(), link
     assert all(e.title and not e.title[:2].isdigit() for e in entries)
+
+
+def test_explore_page_template_has_no_cdn_links(tmp_path):
+    root = explore.offline_template(tmp_path)
+    assert root is not None, ("Voilà missing (pip install -e '.[explore]') or its lab template changed: "
+                              "update scoretutor.explore.offline_template")
+    text = (root / "voila/templates/lab/index.html.j2").read_text()
+    assert not re.search(r'(href|src)="https?://', text) and "extends" in text
