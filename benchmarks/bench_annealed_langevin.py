@@ -5,7 +5,7 @@
 
 1. Throughput of ``annealed_langevin`` on 2-D data, in particles·steps per second, for 1k and 100k
    particles, with the exact perturbed scores of the NCSN mixture and with a NoiseConditionalScoreMLP
-   (called directly, and through ``frozen_sigma_score``, which folds the σ-conditioning into biases).
+   (called directly, and through ``model.frozen_score()``, which folds the σ-conditioning into biases).
 2. Widget update latency: median and 95th percentile over ``--moves`` slider moves (calling the
    callback headlessly) for notebook 04's explorers and notebook 03's Langevin explorer, at their
    default settings. Target: p95 < 150 ms.
@@ -22,7 +22,7 @@ import torch
 from scoretutor.densities import ncsn_mixture
 from scoretutor.device import get_device, make_generator
 from scoretutor.losses import ncsn_loss
-from scoretutor.models import NoiseConditionalScoreMLP, frozen_sigma_score
+from scoretutor.models import NoiseConditionalScoreMLP
 from scoretutor.sampling import annealed_langevin
 from scoretutor.schedules import geometric_sigmas
 from scoretutor.training import fit
@@ -71,12 +71,12 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = NoiseConditionalScoreMLP(hidden=64, n_layers=3).to(device).eval()
-    fast = frozen_sigma_score(model)
+    fast = model.frozen_score()
     direct = lambda x, s: model(x, s)
     rows = []
     for n, T in ((1_000, 20), (100_000, 2 if device.type == "cpu" else 20)):
         for name, fn in (("exact mixture score", exact), ("NCSN MLP (model(x, σ))", direct),
-                         ("NCSN MLP (frozen_sigma_score)", fast)):
+                         ("NCSN MLP (frozen_score)", fast)):
             with torch.no_grad():
                 rows.append((name, n, 10 * T, throughput(fn, n, 10, T, device)))
     print("annealed Langevin throughput (L = 10 levels)")
@@ -93,13 +93,13 @@ def main() -> None:
     fit(cpu_model, lambda m, x, g: ncsn_loss(m, x, sig, generator=g), cpu_mix.sample, args.train_steps,
         lr=2e-3, device="cpu", progress=False)
     annealing = AnnealingExplorer(cpu_model)
-    eps_moves = [{"eps": float(e)} for e in np.geomspace(0.05, 0.2, moves)]
+    eps_moves = [{"step_size": float(e)} for e in np.geomspace(0.05, 0.2, moves)]
     t_moves = [{"T": int(t)} for t in np.linspace(5, 15, moves).round()] + [{"T": annealing.values["T"]}]
     tradeoff = NoiseTradeoffExplorer(n_steps=50)
     options = tradeoff.sigma_values
     sigma_moves = [{"sigma": options[i % len(options)]} for i in range(moves)]
     langevin_ex = LangevinExplorer()
-    langevin_moves = [{"eps": float(e)} for e in np.geomspace(0.01, 0.3, moves)]
+    langevin_moves = [{"step_size": float(e)} for e in np.geomspace(0.01, 0.3, moves)]
     print(f"\nwidget update latency over {moves} slider moves (compute + draw + PNG), target p95 < 150 ms")
     print(f"{'explorer (default settings)':<62}{'median ms':>10}{'p95 ms':>9}")
     for name, ex, mv in (

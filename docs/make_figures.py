@@ -30,9 +30,9 @@ def main(out: Path = OUT, n: int = 1280, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     x0 = 16 * torch.rand(n, 2, generator=g) - 8
     sigmas = geometric_sigmas(20.0, 1.0, 10)
-    plain = langevin(mix.score, x0, step_size=0.1, n_steps=1000, generator=g)
+    plain = langevin(mix.score, x0, step_size=0.1, n_steps=1000, generator=g).x
     annealed = annealed_langevin(mix.noise_conditional_score(), x0, sigmas, step_size=0.1,
-                                 n_steps_each=100, generator=g, denoise_last=False)
+                                 n_steps_each=100, generator=g, denoise_last=False).x
     panels = [("data", mix.sample(n, generator=g)), ("Langevin", plain), ("annealed Langevin", annealed)]
     fig, axes = P.figure_row(3, size=3.4)
     for ax, (name, x) in zip(axes, panels, strict=True):

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: slideshow,tags,jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent

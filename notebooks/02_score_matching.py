@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: slideshow,tags,jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -40,12 +40,11 @@ import torch
 
 from scoretutor import get_device, pick
 from scoretutor import plotting as P
-from scoretutor.densities import GaussianMixture, ncsn_mixture
+from scoretutor.densities import GaussianMixture, gaussian_score, ncsn_mixture
 from scoretutor.exercises.score_matching import check_dsm
 from scoretutor.losses import (
     denoising_score_matching,
     fisher_divergence,
-    gaussian_score,
     implicit_score_matching,
     sliced_score_matching,
 )

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: slideshow,tags,jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -85,7 +85,7 @@ def langevin_loop(score, x, eps, K, generator):
 x0 = 4 * torch.randn(1000, 2, generator=gen)
 mine = langevin_loop(target.score, x0, 0.05, 200, torch.Generator().manual_seed(1))
 # the package's sampler is the same loop (plus input checks, a divergence guard, trajectories, any device)
-pkg = langevin(target.score, x0, 0.05, 200, generator=torch.Generator().manual_seed(1))
+pkg = langevin(target.score, x0, 0.05, 200, generator=torch.Generator().manual_seed(1)).x
 print(f"max |loop − scoretutor.sampling.langevin| = {(mine - pkg).abs().max().item():.1e}")
 assert torch.allclose(mine, pkg, atol=1e-5)
 
@@ -169,8 +169,8 @@ for eps in (0.01, 0.05, 0.2, 1.0):
 
 accept = []
 curves["MALA ε = 1.0"] = sw_curve(lambda cb: accept.append(mala(
-    target.log_prob, x_start, 1.0, K, generator=torch.Generator().manual_seed(2), callback=cb,
-    return_acceptance=True)[1].mean().item()))
+    target.log_prob, x_start, 1.0, K, generator=torch.Generator().manual_seed(2), callback=cb
+).acceptance.mean().item()))
 print(f"MALA ε = 1.0   final SW = {curves['MALA ε = 1.0'][-1, 1]:.3f}   (acceptance rate {accept[0]:.2f})")
 
 try:
@@ -234,8 +234,8 @@ ula_var, mala_var = [], []
 for eps in eps_grid:
     a = 1 - eps / s2
     steps = math.ceil(math.log(1e-6) / (2 * math.log(abs(a))))  # |a|^{2K} ≤ 1e-6: the start is forgotten
-    ula_var.append(langevin(lambda x: -x / s2, x_exact, eps, steps, generator=gen).var().item())
-    mala_var.append(mala(lambda x: -0.5 * (x**2).sum(-1) / s2, x_exact, eps, 50, generator=gen).var().item())
+    ula_var.append(langevin(lambda x: -x / s2, x_exact, eps, steps, generator=gen).x.var().item())
+    mala_var.append(mala(lambda x: -0.5 * (x**2).sum(-1) / s2, x_exact, eps, 50, generator=gen).x.var().item())
 formula = 2 * eps_grid / (1 - (1 - eps_grid / s2) ** 2)
 se = formula * math.sqrt(2 / n_var)  # standard error of a sample variance: v·√(2/n)
 
@@ -290,12 +290,12 @@ assert check_stationary_variance(lambda eps, s2: 2 * eps / (1 - (1 - eps / s2) *
 # nearest to each mode against the target weights. Without a live kernel you see one static frame.
 
 # %%
-explorer = LangevinExplorer(target, lim=lim, init="gaussian", eps=0.05, n_steps=100, n_particles=500)
+explorer = LangevinExplorer(target, lim=lim, init="gaussian", step_size=0.05, n_steps=100, n_particles=500)
 display(explorer)
 for eps in (0.01, 0.3, 1.5):  # drive it headlessly, as a slider move would
-    explorer.update(eps=eps)
+    explorer.update(step_size=eps)
     print(f"ε = {eps:<4}: update took {1000 * explorer.last_update_s:.0f} ms — {explorer.status_text}")
-explorer.update(eps=0.05)
+explorer.update(step_size=0.05)
 assert explorer.last_update_s < 5.0
 
 # %% [markdown]
@@ -380,8 +380,8 @@ assert uniform > 5 * fisher and e_lo > 3 * e_hi
 n_modes = pick(full=3000, fast=2000)
 x_unif = (2 * torch.rand(n_modes, 2, generator=gen) - 1) * box
 K_modes = pick(full=1000, fast=300)
-x_true = langevin(mix.score, x_unif, 0.1, K_modes, generator=torch.Generator().manual_seed(3))
-x_learned = langevin(learned_score, x_unif, 0.1, K_modes, generator=torch.Generator().manual_seed(3))
+x_true = langevin(mix.score, x_unif, 0.1, K_modes, generator=torch.Generator().manual_seed(3)).x
+x_learned = langevin(learned_score, x_unif, 0.1, K_modes, generator=torch.Generator().manual_seed(3)).x
 fig, axes = P.figure_row(3, size=3.4)
 P.plot_samples(axes[0], mix.sample(n_modes, generator=gen), box, title="exact samples of p")
 P.plot_samples(axes[1], x_true, box, title="Langevin, exact score")
@@ -410,7 +410,7 @@ print("Langevin, learned score:", mf_learned)
 # %%
 frac_ula = mf_true.fractions[0].item()
 se_ula = mf_true.stderr[0].item()
-x_mala = mala(mix.log_prob, x_unif, 0.5, K_modes, generator=torch.Generator().manual_seed(4))
+x_mala = mala(mix.log_prob, x_unif, 0.5, K_modes, generator=torch.Generator().manual_seed(4)).x
 mf_mala = mode_fractions(x_mala, mix)
 print("fraction in the (−5,−5) mode, target 0.200:")
 print(f"  exact samples            {mf_exact.fractions[0]:.3f} ± {mf_exact.stderr[0]:.3f}")
@@ -473,7 +473,7 @@ print(f"energy barrier from (5,5) to the saddle at 0: {barrier:.1f} nats → e^b
 # scale. Try it in the explorer: raise $K$ and watch the mode fractions in the status line stay put.
 
 # %%
-explorer_modes = LangevinExplorer(mix, lim=box, init="uniform", eps=0.1, n_steps=200, n_particles=1000)
+explorer_modes = LangevinExplorer(mix, lim=box, init="uniform", step_size=0.1, n_steps=200, n_particles=1000)
 display(explorer_modes)
 explorer_modes.update(n_steps=pick(full=1000, fast=400))
 print(explorer_modes.status_text)

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: slideshow,tags,jupyter,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -43,7 +43,7 @@ from scoretutor.densities import ncsn_mixture, rings
 from scoretutor.exercises.annealing import check_annealed_langevin
 from scoretutor.losses import ncsn_loss
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
-from scoretutor.models import NoiseConditionalScoreMLP, frozen_sigma_score
+from scoretutor.models import NoiseConditionalScoreMLP
 from scoretutor.sampling import annealed_langevin, langevin
 from scoretutor.schedules import (
     geometric_sigmas,
@@ -239,11 +239,11 @@ EPS, T, N = 0.1, 100, 1280
 x0 = torch.rand(N, 2, generator=gen) * 16 - 8
 exact_score = mix.noise_conditional_score()   # s(x, σ) = ∇log p_σ(x), p_σ = mix.perturb(σ) cached per σ
 
-x_plain = langevin(mix.score, x0, EPS, T * len(sigmas), generator=torch.Generator().manual_seed(1))
-x_exact, traj = annealed_langevin(exact_score, x0, sigmas, EPS, T, generator=torch.Generator().manual_seed(1),
-                                  denoise_last=False, return_trajectory=True, trajectory_every=T)
-x_learned = annealed_langevin(frozen_sigma_score(model), x0, sigmas, EPS, T,
-                              generator=torch.Generator().manual_seed(1), denoise_last=False)
+x_plain = langevin(mix.score, x0, EPS, T * len(sigmas), generator=torch.Generator().manual_seed(1)).x
+x_exact, traj, _, _ = annealed_langevin(exact_score, x0, sigmas, EPS, T, generator=torch.Generator().manual_seed(1),
+                                        denoise_last=False, return_trajectory=True, trajectory_every=T)
+x_learned = annealed_langevin(model.frozen_score(), x0, sigmas, EPS, T,
+                              generator=torch.Generator().manual_seed(1), denoise_last=False).x
 x_data = mix.sample(N, generator=gen)
 
 results = {"data": x_data, "Langevin (exact score)": x_plain,
@@ -328,8 +328,8 @@ ring_history = fit(ring_model, lambda m, x, g: ncsn_loss(m, x, ring_sigmas, gene
 print(f"trained {len(ring_history)} steps in {time.time() - t0:.1f} s")
 
 x0_ring = torch.rand(N, 2, generator=gen) * 16 - 8
-x_ring = annealed_langevin(frozen_sigma_score(ring_model), x0_ring, ring_sigmas, eps_ring, T_ring,
-                           generator=torch.Generator().manual_seed(2))
+x_ring = annealed_langevin(ring_model.frozen_score(), x0_ring, ring_sigmas, eps_ring, T_ring,
+                           generator=torch.Generator().manual_seed(2)).x
 sw_ring = sliced_wasserstein(x_ring, ring_data, generator=torch.Generator().manual_seed(0))
 sw_init = sliced_wasserstein(x0_ring, ring_data, generator=torch.Generator().manual_seed(0))
 sw_ref = sliced_wasserstein(ring.sample(N, generator=gen), ring_data, generator=torch.Generator().manual_seed(0))

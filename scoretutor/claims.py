@@ -35,26 +35,26 @@ def check(name: str, measured: float, expected: float, tol: float, unit: str = "
     return measured
 
 
-def check_less(name: str, measured: float, bound: float, unit: str = "") -> float:
-    """Assert measured < bound; print one ✓ line and return ``measured``."""
+def _bound(name: str, measured: float, bound: float, unit: str, op: str) -> float:
+    """Assert ``measured op bound`` for op in "<", ">"; print one ✓ line and return ``measured``."""
     measured, bound = float(measured), float(bound)
     u = f" {unit}" if unit else ""
-    line = f"{name}: {_fmt(measured)}{u} (must be < {_fmt(bound)}{u})"
-    if not (math.isfinite(measured) and measured < bound):
+    line = f"{name}: {_fmt(measured)}{u} (must be {op} {_fmt(bound)}{u})"
+    holds = measured < bound if op == "<" else measured > bound
+    if not (math.isfinite(measured) and holds):
         raise ClaimError(f"✗ {line}")
     print(f"✓ {line}")
     return measured
+
+
+def check_less(name: str, measured: float, bound: float, unit: str = "") -> float:
+    """Assert measured < bound; print one ✓ line and return ``measured``."""
+    return _bound(name, measured, bound, unit, "<")
 
 
 def check_greater(name: str, measured: float, bound: float, unit: str = "") -> float:
     """Assert measured > bound; print one ✓ line and return ``measured``."""
-    measured, bound = float(measured), float(bound)
-    u = f" {unit}" if unit else ""
-    line = f"{name}: {_fmt(measured)}{u} (must be > {_fmt(bound)}{u})"
-    if not (math.isfinite(measured) and measured > bound):
-        raise ClaimError(f"✗ {line}")
-    print(f"✓ {line}")
-    return measured
+    return _bound(name, measured, bound, unit, ">")
 
 
 def check_true(name: str, condition: bool, detail: str = "") -> None:

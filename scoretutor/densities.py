@@ -237,3 +237,11 @@ def rings(radii=(2.0, 5.0), std: float = 0.25, per_unit_length: float = 2.0, dty
     means_t = torch.cat(means).to(device)
     n = means_t.shape[0]
     return GaussianMixture(means_t, std, torch.full((n,), 1.0 / n, dtype=dtype, device=device))
+
+
+def gaussian_score(mean: Tensor | float, var: Tensor | float) -> Callable[[Tensor], Tensor]:
+    """The score of N(μ, v I): s(x) = −(x − μ)/v (a linear score model with parameters μ, v)."""
+    if isinstance(var, int | float):
+        positive(var, "var")
+    return lambda x: -(x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(
+        var, dtype=x.dtype, device=x.device)

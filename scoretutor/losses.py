@@ -18,12 +18,11 @@ detached value.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 
-from scoretutor.checks import count
+from scoretutor import checks
 from scoretutor.device import generator_device, randn_like
 
 Tensor = torch.Tensor
@@ -34,104 +33,87 @@ PROBE_KINDS = ("rademacher", "gaussian")
 WEIGHTINGS = ("sigma2", "uniform")
 
 
-# -- helpers -------------------------------------------------------------------------------------
-def _check_batch(x: Tensor) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise ValueError(f"x must be a torch.Tensor of shape (N, ...), got {type(x).__name__}")
-    if x.ndim < 2 or x.shape[0] < 1:
-        raise ValueError(f"x must have shape (N, ...) with N >= 1 and features, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"x must be floating point, got dtype {x.dtype}")
-    return x
-
-
-def _call_score(score_fn: Callable[..., Tensor], x: Tensor, *args, name: str = "score_fn") -> Tensor:
-    s = score_fn(x, *args)
-    if not isinstance(s, Tensor) or s.shape != x.shape:
-        got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
-        raise ValueError(f"{name} must return a tensor shaped like x {tuple(x.shape)}, got {got}")
-    return s
-
-
-def _quadratic_form(s: Tensor, x: Tensor, v: Tensor, create_graph: bool) -> Tensor:
-    """vᵀ (∇ₓ s) v per example by one vector-Jacobian product, shape (N,)."""
-    (vj,) = torch.autograd.grad((s * v).sum(), x, create_graph=create_graph, retain_graph=True)
-    return (vj * v).reshape(x.shape[0], -1).sum(-1)
-
-
-def _probe(like: Tensor, kind: str, generator: torch.Generator | None) -> Tensor:
-    """A random vector v with E[v] = 0 and E[v vᵀ] = I: Rademacher (±1) or standard Gaussian."""
+# -- the divergence tr(∇ₓ f), exact or by Hutchinson's estimator ---------------------------------
+def probe_like(x: Tensor, kind: str = "rademacher", generator: torch.Generator | None = None) -> Tensor:
+    """A random v shaped like x with E[v] = 0 and E[v vᵀ] = I: Rademacher (±1) or standard Gaussian."""
     if kind == "gaussian":
-        return randn_like(like, generator)
+        return randn_like(x, generator)
     if kind == "rademacher":
-        device = like.device if generator is None else generator.device
-        bits = torch.randint(0, 2, like.shape, generator=generator, device=device)
-        return (2 * bits - 1).to(device=like.device, dtype=like.dtype)
+        bits = torch.randint(0, 2, x.shape, generator=generator, device=generator_device(generator, x.device))
+        return (2 * bits - 1).to(device=x.device, dtype=x.dtype)
     raise ValueError(f"probe must be one of {PROBE_KINDS}, got {kind!r}")
 
 
-def _sq_norm(t: Tensor) -> Tensor:
-    """‖t_n‖² per example, shape (N,)."""
-    return t.reshape(t.shape[0], -1).pow(2).sum(-1)
+def divergence(fn: Callable[[Tensor], Tensor], x: Tensor, method: str = "exact", v: Tensor | None = None,
+               n_probes: int = 1, probe: str = "rademacher", generator: torch.Generator | None = None,
+               create_graph: bool = False, name: str = "fn") -> tuple[Tensor, Tensor]:
+    """(fn(x), div) with div_n = tr(∇ₓ fn(x)_n) = Σ_i ∂fn_i/∂x_i per example, shape (N,).
+
+    ``method="exact"``: one backward pass per coordinate (d = prod of x's trailing dims).
+    ``method="hutchinson"``: tr(J) ≈ (1/M) Σ_m v_mᵀ J v_m with E[v vᵀ] = I (Hutchinson 1989), one
+    vector-Jacobian product per probe whatever d is; M = ``n_probes`` fresh probes of kind ``probe``,
+    or the single fixed probe ``v`` (shaped like x) if given.
+    fn must map (N, ...) to (N, ...) with examples independent. Works under ``torch.no_grad()``
+    (gradients are enabled locally); ``create_graph=True`` keeps the graph so div can be trained,
+    otherwise both results are detached. ``name`` names fn in error messages.
+    """
+    x = checks.batch(x)
+    if method not in TRACE_KINDS:
+        raise ValueError(f"method must be one of {TRACE_KINDS}, got {method!r}")
+    n_probes = checks.count(n_probes, "n_probes", 1)
+    if probe not in PROBE_KINDS:
+        raise ValueError(f"probe must be one of {PROBE_KINDS}, got {probe!r}")
+    if v is not None and (not isinstance(v, Tensor) or v.shape != x.shape):
+        got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+        raise ValueError(f"v must be a tensor shaped like x {tuple(x.shape)}, got {got}")
+    if v is not None:
+        v = v.to(device=x.device, dtype=x.dtype)
+    with torch.enable_grad():
+        x = x if x.requires_grad else x.detach().requires_grad_(True)
+        out = checks.call_score(fn, x, name=name)
+        n = x.shape[0]
+
+        if method == "exact":  # row i of the Jacobian by one backward pass, keep its diagonal entry
+            flat = out.reshape(n, -1)
+            row = lambda i: torch.autograd.grad(flat[:, i].sum(), x, create_graph=create_graph,
+                                                retain_graph=True)[0].reshape(n, -1)
+            div = sum(row(i)[:, i] for i in range(flat.shape[1]))
+        else:
+            probes = [v] if v is not None else [probe_like(x, probe, generator) for _ in range(n_probes)]
+            div = sum(_quadratic_form(out, x, u, create_graph) for u in probes) / len(probes)
+    return (out, div) if create_graph else (out.detach(), div.detach())
 
 
-def _sigma_per_example(sigma: float | Tensor, x: Tensor) -> Tensor:
-    """σ as an (N, 1, ..., 1) tensor broadcastable against x; must be positive and finite."""
-    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    if s.ndim == 0:
-        s = s.reshape(1)
-    if s.ndim != 1 or s.shape[0] not in (1, x.shape[0]):
-        raise ValueError(
-            f"sigma must be a positive number or a ({x.shape[0]},) tensor, got shape {tuple(s.shape)}"
-        )
-    if not (torch.isfinite(s).all() and (s > 0).all()):
-        raise ValueError(f"sigma must be positive and finite, got {s.tolist() if s.numel() < 8 else s}")
-    return s.reshape(-1, *([1] * (x.ndim - 1)))
+def _quadratic_form(out: Tensor, x: Tensor, v: Tensor, create_graph: bool) -> Tensor:
+    """vᵀ (∇ₓ out) v per example by one vector-Jacobian product, shape (N,)."""
+    (vj,) = torch.autograd.grad(out, x, v, create_graph=create_graph, retain_graph=True)
+    return (vj * v).reshape(x.shape[0], -1).sum(-1)
 
 
 # -- the objectives ------------------------------------------------------------------------------
 def fisher_divergence(score_fn: ScoreFn, true_score_fn: ScoreFn, x: Tensor) -> Tensor:
     """½ E_p ‖s_θ(x) − ∇ₓ log p(x)‖², the objective we want but cannot compute from data alone."""
-    x = _check_batch(x)
-    s = _call_score(score_fn, x)
+    x = checks.batch(x)
+    s = checks.call_score(score_fn, x)
     with torch.no_grad():
-        target = _call_score(true_score_fn, x, name="true_score_fn")
-    return 0.5 * _sq_norm(s - target).mean()
+        target = checks.call_score(true_score_fn, x, name="true_score_fn")
+    return 0.5 * checks.sq_norm(s - target).mean()
 
 
 def implicit_score_matching(score_fn: ScoreFn, x: Tensor, trace: str = "exact", n_probes: int = 1,
                             generator: torch.Generator | None = None, probe: str = "rademacher") -> Tensor:
     """E_p [tr(∇ₓ s_θ(x)) + ½ ‖s_θ(x)‖²] (Hyvärinen 2005), equal to the Fisher divergence − ½E‖∇log p‖².
 
-    ``trace="exact"``: tr(∇ₓ s) = Σ_i ∂s_i/∂x_i by d backward passes (cost grows with d).
-    ``trace="hutchinson"``: tr(J) ≈ (1/M) Σ_m v_mᵀ J v_m with M = ``n_probes`` random probes
-    (E[v vᵀ] = I makes it unbiased); one backward pass per probe whatever d is.
+    The trace is :func:`divergence`: ``trace="exact"`` takes d backward passes (cost grows with d);
+    ``trace="hutchinson"`` averages vᵀ(∇ₓ s)v over ``n_probes`` random probes (E[v vᵀ] = I makes it
+    unbiased), one backward pass per probe whatever d is.
     """
-    x = _check_batch(x)
     if trace not in TRACE_KINDS:
         raise ValueError(f"trace must be one of {TRACE_KINDS}, got {trace!r}")
-    n_probes = count(n_probes, "n_probes", 1)
-    if probe not in PROBE_KINDS:
-        raise ValueError(f"probe must be one of {PROBE_KINDS}, got {probe!r}")
     keep_graph = torch.is_grad_enabled()
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        s = _call_score(score_fn, x)
-        n = x.shape[0]
-        s_flat = s.reshape(n, -1)
-        d = s_flat.shape[1]
-        if trace == "exact":
-            tr = torch.zeros(n, dtype=s.dtype, device=s.device)
-            for i in range(d):
-                (g,) = torch.autograd.grad(s_flat[:, i].sum(), x, create_graph=keep_graph, retain_graph=True)
-                tr = tr + g.reshape(n, -1)[:, i]
-        else:
-            tr = torch.zeros(n, dtype=s.dtype, device=s.device)
-            for _ in range(n_probes):
-                tr = tr + _quadratic_form(s, x, _probe(x, probe, generator), keep_graph)
-            tr = tr / n_probes
-        loss = (tr + 0.5 * _sq_norm(s)).mean()
-    return loss if keep_graph else loss.detach()
+    s, tr = divergence(score_fn, x, trace, n_probes=n_probes, probe=probe, generator=generator,
+                       create_graph=keep_graph, name="score_fn")
+    return (tr + 0.5 * checks.sq_norm(s)).mean()
 
 
 def sliced_score_matching(score_fn: ScoreFn, x: Tensor, n_projections: int = 1,
@@ -143,30 +125,22 @@ def sliced_score_matching(score_fn: ScoreFn, x: Tensor, n_projections: int = 1,
     SSM-VR:  E_p E_v [ vᵀ ∇ₓ s_θ(x) v ] + ½ E_p ‖s_θ(x)‖²   (``variance_reduction=True``)
 
     Both have expectation ISM(θ) since E[v vᵀ] = I; VR replaces the noisy (vᵀs)² by its mean ‖s‖².
-    vᵀ∇s v is one vector-Jacobian product, so the cost does not grow with d. Probes v are
-    standard Gaussian as in the paper (``probe="rademacher"`` also allowed; with it, SSM-VR
-    coincides with Hutchinson ISM).
+    vᵀ∇s v is :func:`divergence`'s Hutchinson estimate, one vector-Jacobian product per probe.
+    Probes are standard Gaussian as in the paper (``probe="rademacher"`` also allowed; with it,
+    SSM-VR coincides with Hutchinson ISM).
     """
-    x = _check_batch(x)
-    n_projections = count(n_projections, "n_projections", 1)
-    if probe not in PROBE_KINDS:
-        raise ValueError(f"probe must be one of {PROBE_KINDS}, got {probe!r}")
+    n_projections = checks.count(n_projections, "n_projections", 1)
     keep_graph = torch.is_grad_enabled()
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        s = _call_score(score_fn, x)
-        n = x.shape[0]
-        total = torch.zeros(n, dtype=s.dtype, device=s.device)
-        for _ in range(n_projections):
-            v = _probe(x, probe, generator)
-            total = total + _quadratic_form(s, x, v, keep_graph)  # vᵀ (∇ₓ s) v
-            if not variance_reduction:
-                total = total + 0.5 * (s * v).reshape(n, -1).sum(-1) ** 2  # ½ (vᵀ s)²
-        per_example = total / n_projections
-        if variance_reduction:
-            per_example = per_example + 0.5 * _sq_norm(s)
-        loss = per_example.mean()
-    return loss if keep_graph else loss.detach()
+    if variance_reduction:
+        s, tr = divergence(score_fn, x, "hutchinson", n_probes=n_projections, probe=probe,
+                           generator=generator, create_graph=keep_graph, name="score_fn")
+        return (tr + 0.5 * checks.sq_norm(s)).mean()
+    total = 0.0
+    for _ in range(n_projections):  # each term needs its own v twice: vᵀ(∇s)v and (vᵀs)²
+        v = probe_like(checks.batch(x), probe, generator)
+        s, quad = divergence(score_fn, x, "hutchinson", v=v, create_graph=keep_graph, name="score_fn")
+        total = total + quad + 0.5 * (s * v).reshape(s.shape[0], -1).sum(-1) ** 2
+    return (total / n_projections).mean()
 
 
 def denoising_score_matching(score_fn: ScoreFn, x: Tensor, sigma: float | Tensor,
@@ -177,25 +151,29 @@ def denoising_score_matching(score_fn: ScoreFn, x: Tensor, sigma: float | Tensor
     ∇ log p_σ(x̃), the score of the *noisy* density p_σ = p ∗ N(0, σ²I), not of p.
     ``sigma``: a positive number, or an (N,) tensor with one noise level per example.
     """
-    x = _check_batch(x)
-    s_ = _sigma_per_example(sigma, x)
-    z = randn_like(x, generator)
-    x_noisy = x + s_ * z
-    s = _call_score(score_fn, x_noisy)
-    return 0.5 * _sq_norm(s + (x_noisy - x) / s_**2).mean()
+    x = checks.batch(x)
+    sigma = _broadcast(checks.sigma(sigma, x), x)
+    x_noisy = x + sigma * randn_like(x, generator)
+    s = checks.call_score(score_fn, x_noisy)
+    return 0.5 * checks.sq_norm(s + (x_noisy - x) / sigma**2).mean()
 
 
-def _weights(sig: Tensor, weighting: str | Callable[[Tensor], Tensor]) -> Tensor:
+def _broadcast(sigma: Tensor, x: Tensor) -> Tensor:
+    """An (N,) σ as (N, 1, …, 1), broadcastable against x."""
+    return sigma.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def _weights(sigma: Tensor, weighting: str | Callable[[Tensor], Tensor]) -> Tensor:
     if callable(weighting):
-        lam = torch.as_tensor(weighting(sig), dtype=sig.dtype, device=sig.device)
-        if lam.shape not in ((), sig.shape):
-            raise ValueError(f"weighting callable must return a scalar or shape {tuple(sig.shape)}, "
+        lam = torch.as_tensor(weighting(sigma), dtype=sigma.dtype, device=sigma.device)
+        if lam.shape not in ((), sigma.shape):
+            raise ValueError(f"weighting callable must return a scalar or shape {tuple(sigma.shape)}, "
                              f"got {tuple(lam.shape)}")
         return lam
     if weighting == "sigma2":
-        return sig**2
+        return sigma**2
     if weighting == "uniform":
-        return torch.ones_like(sig)
+        return torch.ones_like(sigma)
     raise ValueError(f"weighting must be one of {WEIGHTINGS} or a callable σ -> λ(σ), got {weighting!r}")
 
 
@@ -208,13 +186,11 @@ def ncsn_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigmas: Sequ
     loss_n = λ(σ_{i_n}) · ½ ‖s_θ(x̃, σ_{i_n}) + (x̃ − x)/σ_{i_n}²‖²; the batch mean is returned
     (an unbiased estimate of (1/L) Σ_i λ(σ_i) DSM_{σ_i}). λ(σ) = σ² (``"sigma2"``, the paper's
     choice, which makes every term O(1)), 1 (``"uniform"``), or any callable σ → λ(σ).
+    ``sigmas``: the levels, conventionally σ_max first; the loss does not depend on their order
+    (``levels`` index into it as given).
     """
-    x = _check_batch(x)
-    sig_all = torch.as_tensor(sigmas, dtype=x.dtype, device=x.device)
-    if sig_all.ndim != 1 or sig_all.numel() < 1:
-        raise ValueError(f"sigmas must be a non-empty 1-D sequence, got shape {tuple(sig_all.shape)}")
-    if not (torch.isfinite(sig_all).all() and (sig_all > 0).all()):
-        raise ValueError(f"sigmas must be positive and finite, got {sig_all.tolist()}")
+    x = checks.batch(x)
+    sig_all = torch.as_tensor(checks.sigmas(sigmas, decreasing=False), dtype=x.dtype, device=x.device)
     n, L = x.shape[0], sig_all.numel()
     if levels is None:
         levels = torch.randint(0, L, (n,), generator=generator, device=generator_device(generator, x.device))
@@ -228,18 +204,9 @@ def ncsn_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigmas: Sequ
             raise ValueError(f"levels must index into {L} sigmas (0..{L - 1}), got range "
                              f"{levels.min().item()}..{levels.max().item()}")
         levels = levels.long()
-    sig = sig_all[levels]  # (N,)
-    sig_b = sig.reshape(-1, *([1] * (x.ndim - 1)))
-    z = randn_like(x, generator)
-    x_noisy = x + sig_b * z
-    s = _call_score(model, x_noisy, sig, name="model")
-    per_example = 0.5 * _sq_norm(s + (x_noisy - x) / sig_b**2)
-    return (_weights(sig, weighting) * per_example).mean()
-
-
-def gaussian_score(mean: Tensor | float, var: Tensor | float) -> ScoreFn:
-    """The score of N(μ, v I): s(x) = −(x − μ)/v (a linear score model with parameters μ, v)."""
-    if isinstance(var, int | float) and not (var > 0 and math.isfinite(var)):
-        raise ValueError(f"var must be positive and finite, got {var}")
-    return lambda x: -(x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(
-        var, dtype=x.dtype, device=x.device)
+    sigma = sig_all[levels]  # (N,)
+    sigma_b = _broadcast(sigma, x)
+    x_noisy = x + sigma_b * randn_like(x, generator)
+    s = checks.call_score(model, x_noisy, sigma, name="model")
+    per_example = 0.5 * checks.sq_norm(s + (x_noisy - x) / sigma_b**2)
+    return (_weights(sigma, weighting) * per_example).mean()

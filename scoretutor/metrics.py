@@ -3,8 +3,6 @@
 - ``sliced_wasserstein``: SW₂(x, y)² = E_θ W₂²(θᵀx, θᵀy), θ uniform on the unit sphere; each 1-D
   W₂ between empirical distributions is exact (sorted samples, quantile functions matched on the
   merged grid of breakpoints), the expectation over θ is a Monte Carlo average.
-- ``mmd``: the unbiased estimate of MMD² with the Gaussian (RBF) kernel
-  k(a, b) = exp(−‖a − b‖² / (2h²)) (Gretton et al. 2012, eq. 3), optionally with its standard error.
 - ``mode_fractions``: the fraction of points nearest to each mode, with binomial standard errors
   √(f(1 − f)/n).
 
@@ -18,23 +16,23 @@ from typing import NamedTuple
 
 import torch
 
-from scoretutor.checks import count, positive
+from scoretutor import checks
+from scoretutor.checks import count
 from scoretutor.device import generator_device
 
 Tensor = torch.Tensor
 
-__all__ = ["sliced_wasserstein", "mmd", "mode_fractions", "ModeFractions", "median_bandwidth"]
+__all__ = ["sliced_wasserstein", "mode_fractions", "ModeFractions"]
 
 
 def _flat(x, name: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (N, ...), got {type(x).__name__}")
-    if x.ndim < 1 or x.shape[0] < 1:
-        raise ValueError(f"{name} must have shape (N, ...) with N >= 1, got {tuple(x.shape)}")
+    """(N, ...) → (N, D), finite, integer tensors promoted to the default float dtype."""
+    if isinstance(x, Tensor) and not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    x = checks.batch(x, name, min_ndim=1)
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    x = x.reshape(x.shape[0], -1)
-    return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+    return x.reshape(x.shape[0], -1)
 
 
 def _pair(x, y) -> tuple[Tensor, Tensor]:
@@ -87,93 +85,6 @@ def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256,
         return value
     se_mean = (w2.std() / math.sqrt(w2.numel())).item() if w2.numel() > 1 else float("nan")
     return value, (se_mean / (2 * value) if value > 0 else 0.0)
-
-
-# -- MMD ------------------------------------------------------------------------------------------
-def median_bandwidth(x: Tensor, y: Tensor | None = None, max_points: int = 1000) -> float:
-    """The median heuristic: h = median pairwise distance of the pooled sample (first max_points)."""
-    if y is None:
-        z = _flat(x, "x")[:max_points]
-    else:
-        xs, ys = _pair(x, y)
-        z = torch.cat([xs[: max_points // 2], ys[: max_points // 2]])
-    d = torch.cdist(z, z)
-    d = d[torch.triu(torch.ones_like(d, dtype=torch.bool), diagonal=1)]
-    h = d.median().item() if d.numel() else 1.0
-    return h if h > 0 else 1.0
-
-
-def _kernel_sums(a: Tensor, b: Tensor, gamma: float, same: bool, chunk: int = 2048):
-    """Row sums Σ_j k(a_i, b_j) (excluding j = i if ``same``) and row sums of k², chunked."""
-    sums, sq_sums = [], []
-    for start in range(0, a.shape[0], chunk):
-        k = torch.exp(-gamma * torch.cdist(a[start:start + chunk], b).pow(2))
-        if same:
-            idx = torch.arange(k.shape[0], device=k.device)
-            k[idx, idx + start] = 0.0
-        sums.append(k.sum(1))
-        sq_sums.append((k * k).sum(1))
-    return torch.cat(sums), torch.cat(sq_sums)
-
-
-def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None, return_std: bool = False
-        ) -> float | tuple[float, float]:
-    """Unbiased MMD² with the RBF kernel k(a, b) = exp(−‖a − b‖²/(2h²)) (Gretton et al. 2012, eq. 3):
-
-        MMD²_u = 1/(n(n−1)) Σ_{i≠j} k(x_i, x_j) + 1/(m(m−1)) Σ_{i≠j} k(y_i, y_j) − 2/(nm) Σ_{i,j} k(x_i, y_j).
-
-    It is an unbiased estimate of MMD² (so it can be slightly negative when p = q). Default
-    bandwidth h: the median heuristic on the pooled sample; pass a fixed h to compare runs.
-
-    ``return_std`` (needs n = m) also returns the estimated standard error from the variance of a
-    second-order U-statistic with kernel H(z_i, z_j) = k(x_i,x_j) + k(y_i,y_j) − k(x_i,y_j) − k(x_j,y_i):
-    Var ≈ 4(n−2)/(n(n−1))·ζ₁ + 2/(n(n−1))·ζ₂, ζ₁ = Var E[H(z, z')|z], ζ₂ = Var H(z, z'),
-    both by plug-in (ζ₁ clipped at 0). When p = q, ζ₁ = 0 and the error is ~√2·sd(H)/n. This is the
-    error of the paired U-statistic, which has a little more variance than MMD²_u (which uses all
-    n·m cross pairs), and the clipped noise in ζ₁ adds a little more: the returned error is
-    conservative, by ~30 % when p = q, and accurate once the difference is clearly resolved.
-    """
-    x, y = _pair(x, y)
-    n, m = x.shape[0], y.shape[0]
-    if n < 2 or m < 2:
-        raise ValueError(f"mmd needs at least 2 points in each sample, got n={n}, m={m}")
-    h = median_bandwidth(x, y) if bandwidth is None else positive(bandwidth, "bandwidth")
-    gamma = 1.0 / (2 * h * h)
-    kxx, kxx2 = _kernel_sums(x, x, gamma, same=True)
-    kyy, kyy2 = _kernel_sums(y, y, gamma, same=True)
-    kxy, kxy2 = _kernel_sums(x, y, gamma, same=False)
-    value = (kxx.sum() / (n * (n - 1)) + kyy.sum() / (m * (m - 1)) - 2 * kxy.sum() / (n * m)).item()
-    if not return_std:
-        return value
-    if n != m:
-        raise ValueError(f"the standard error of mmd needs equal sample sizes, got n={n}, m={m}")
-    kyx, _ = _kernel_sums(y, x, gamma, same=False)
-    diag_xy = torch.exp(-gamma * (x - y).pow(2).sum(1))  # k(x_i, y_i)
-    # Row sums of H over j ≠ i:  Σ_j k(x_i,x_j) + k(y_i,y_j) − k(x_i,y_j) − k(y_i,x_j)   (j ≠ i)
-    h_rows = kxx + kyy - (kxy - diag_xy) - (kyx - diag_xy)
-    u_stat = h_rows.sum() / (n * (n - 1))
-    h1 = h_rows / (n - 1)
-    # Σ_{i≠j} H² needs the cross products of the four kernel matrices: compute it in chunks.
-    h2_sum = _sum_h_squared(x, y, gamma)
-    zeta2 = (h2_sum / (n * (n - 1)) - u_stat**2).clamp_min(0)
-    # The row means h1_i average n − 1 terms, so their spread carries an extra ≈ ζ₂/(n − 1) on
-    # top of ζ₁; remove it (otherwise the error is overestimated by ~√3 when p = q).
-    zeta1 = (((h1 - u_stat) ** 2).mean() - zeta2 / (n - 1)).clamp_min(0)
-    var = 4 * (n - 2) / (n * (n - 1)) * zeta1 + 2 / (n * (n - 1)) * zeta2
-    return value, math.sqrt(max(var.item(), 0.0))
-
-
-def _sum_h_squared(x: Tensor, y: Tensor, gamma: float, chunk: int = 1024) -> Tensor:
-    n = x.shape[0]
-    total = x.new_zeros(())
-    for s in range(0, n, chunk):
-        xs, ys = x[s:s + chunk], y[s:s + chunk]
-        H = (torch.exp(-gamma * torch.cdist(xs, x).pow(2)) + torch.exp(-gamma * torch.cdist(ys, y).pow(2))
-             - torch.exp(-gamma * torch.cdist(xs, y).pow(2)) - torch.exp(-gamma * torch.cdist(ys, x).pow(2)))
-        idx = torch.arange(H.shape[0], device=H.device)
-        H[idx, idx + s] = 0.0
-        total = total + (H * H).sum()
-    return total
 
 
 # -- mode fractions -------------------------------------------------------------------------------

@@ -5,14 +5,15 @@ Given only the score s(x) = ∇ₓ log p(x), Langevin dynamics
     x_{i+1} = x_i + ε·s(x_i) + √(2ε)·z_i,        z_i ~ N(0, I),        i = 0, 1, …, K − 1,
 
 turns any starting point x_0 ~ π into (approximately) a sample of p: exactly only as ε → 0 and
-K → ∞. At finite ε the unadjusted chain is biased (for a Gaussian target N(0, s²) its stationary
-variance is 2ε / (1 − (1 − ε/s²)²) instead of s², see tests/test_sampling.py); a Metropolis
+K → ∞. At finite ε the unadjusted chain is biased (for a Gaussian target N(0, σ²) its stationary
+variance is 2ε / (1 − (1 − ε/σ²)²) instead of σ², :func:`ula_stationary_variance`); a Metropolis
 correction (MALA) removes that bias when log p is known up to a constant.
 
 Annealed Langevin (Song & Ermon 2019, Alg. 1) runs T = ``n_steps_each`` steps at each noise level
 σ_1 > … > σ_L with the step size α_i = ε·σ_i²/σ_L² and the noise-conditional score s(x, σ_i).
 
-Every sampler works on any tensor shape (2-D points (N, d) and images (N, C, H, W) alike), on the
+Every sampler returns a :class:`SamplerOutput` (x, trajectory, acceptance, n_score_evals) and works
+on any tensor shape (2-D points (N, d) and images (N, C, H, W) alike), on the
 device of x_0, under ``torch.no_grad()``. A score function that needs autograd internally (an
 energy model, s = −∇f) must open its own ``torch.enable_grad()`` block, which works inside.
 
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
 
+from scoretutor import checks
 from scoretutor.checks import count, positive
 from scoretutor.config import show_progress
 from scoretutor.device import generator_device, randn_like
@@ -36,59 +39,79 @@ Tensor = torch.Tensor
 
 __all__ = [
     "LangevinDivergenceError",
+    "SamplerOutput",
     "langevin",
     "annealed_langevin",
     "mala",
     "step_sizes",
+    "ula_stationary_variance",
 ]
 
 
+class SamplerOutput(NamedTuple):
+    """What every sampler returns.
+
+    x: the final samples, shaped like x0. trajectory: x_0, every k-th iterate and the last,
+    stacked to (n_saved, *x0.shape), or None unless requested. acceptance: MALA's fraction of
+    accepted proposals per chain, shape (N,) (None for the other samplers). n_score_evals: score
+    evaluations per particle, the final denoising step included (MALA: one per proposal plus x_0).
+    """
+
+    x: Tensor
+    trajectory: Tensor | None
+    acceptance: Tensor | None
+    n_score_evals: int
+
+
 class LangevinDivergenceError(FloatingPointError):
-    """The Langevin iterates became non-finite (usually: step size ε too large for the score)."""
+    """The Langevin iterates became non-finite (usually: step size ε too large for the score).
+
+    Attributes: ``step`` (the step that failed: 1 … K, or 1 … T within an annealed level, T + 1
+    for the final denoising step), ``level`` (the annealed level index 0 … L − 1, None for the
+    other samplers) and ``step_size`` (the step size of the failing update: ε, or α_i annealed).
+    """
+
+    def __init__(self, message: str, step: int | None = None, level: int | None = None,
+                 step_size: float | None = None):
+        super().__init__(message)
+        self.step, self.level, self.step_size = step, level, step_size
+
+
+def ula_stationary_variance(step_size: float, sigma: float) -> float:
+    """ULA's stationary variance for the target N(0, σ²): 2ε / (1 − (1 − ε/σ²)²) = σ² / (1 − ε/(2σ²)).
+
+    One step x' = a·x + √(2ε)·z with a = 1 − ε/σ² maps the variance v to a²v + 2ε, whose fixed
+    point is v* = 2ε/(1 − a²): above σ² by the factor 1/(1 − ε/(2σ²)), the O(ε) bias that MALA
+    removes. The chain is stable only for 0 < ε < 2σ².
+    """
+    step_size, s2 = positive(step_size, "step_size"), positive(sigma, "sigma") ** 2
+    if not step_size < 2 * s2:
+        raise ValueError(f"the chain is stable only for 0 < step_size < 2σ² = {2 * s2:.4g}, got {step_size}")
+    a = 1 - step_size / s2
+    return 2 * step_size / (1 - a * a)
 
 
 # -- input checks ------------------------------------------------------------------------------
-
-
 def _check_x0(x0) -> Tensor:
-    if not isinstance(x0, Tensor):
-        raise ValueError(f"x0 must be a torch.Tensor, got {type(x0).__name__}")
-    if not x0.is_floating_point():
-        raise ValueError(f"x0 must be a floating-point tensor, got dtype {x0.dtype}")
-    if x0.ndim < 1 or x0.numel() == 0:
-        raise ValueError(f"x0 must be a non-empty tensor with a batch dimension, got shape {tuple(x0.shape)}")
+    x0 = checks.batch(x0, "x0", min_ndim=1)
     if not torch.isfinite(x0).all():
         raise ValueError("x0 contains non-finite values (nan or inf)")
     return x0
 
 
-def _check_sigmas(sigmas) -> list[float]:
-    s = torch.as_tensor(sigmas, dtype=torch.float64).flatten().tolist() if not isinstance(
-        sigmas, Sequence) else [float(v) for v in sigmas]
-    if len(s) == 0:
-        raise ValueError("sigmas must contain at least one noise level")
-    if not all(v > 0 and math.isfinite(v) for v in s):
-        raise ValueError(f"sigmas must be positive and finite, got {s}")
-    if any(b >= a for a, b in zip(s, s[1:], strict=False)):
-        raise ValueError(f"sigmas must be strictly decreasing (σ_1 > … > σ_L), got {s}")
-    return s
+def _score(score_fn: Callable, x: Tensor, *args) -> Tensor:
+    return checks.call_score(score_fn, x, *args).detach().to(x.dtype)
 
 
-def _call_score(score_fn: Callable, x: Tensor, *args) -> Tensor:
-    s = score_fn(x, *args)
-    if not isinstance(s, Tensor) or s.shape != x.shape:
-        shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
-        raise ValueError(f"score_fn must return a tensor shaped like x {tuple(x.shape)}, got {shape}")
-    return s.detach().to(x.dtype)
-
-
-def _check_finite(x: Tensor, where: str, eps: float) -> None:
-    """Raise LangevinDivergenceError if x has nan/inf; ``eps`` is the user's step size ε."""
+def _check_finite(x: Tensor, where: str, step: int, level: int | None, step_size: float,
+                  user_step_size: float) -> None:
+    """Raise LangevinDivergenceError if x has nan/inf; ``user_step_size`` is the ε the caller passed."""
     if not torch.isfinite(x).all():
+        eps = user_step_size
         raise LangevinDivergenceError(
             f"Langevin iterates became non-finite {where}; the chain diverged. "
-            f"Try a smaller step size ε (now {eps:.3g}, e.g. {eps / 10:.3g}) or check the score function."
-        )
+            f"Try a smaller step size ε (now {eps:.3g}, e.g. {eps / 10:.3g}) or check the score function.",
+            step, level, step_size)
 
 
 class _Trajectory:
@@ -102,8 +125,8 @@ class _Trajectory:
             self.items.append(x.clone())
             self.last_saved = step
 
-    def stack(self) -> Tensor:
-        return torch.stack(self.items)
+    def stack(self) -> Tensor | None:
+        return torch.stack(self.items) if self.enabled else None
 
 
 # -- samplers ----------------------------------------------------------------------------------
@@ -111,7 +134,7 @@ class _Trajectory:
 def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_steps: int,
              generator: torch.Generator | None = None, return_trajectory: bool = False,
              trajectory_every: int = 1, callback: Callable[[int, Tensor], None] | None = None,
-             progress: bool | None = None) -> Tensor | tuple[Tensor, Tensor]:
+             progress: bool | None = None) -> SamplerOutput:
     """Unadjusted Langevin: x_{i+1} = x_i + ε·s(x_i) + √(2ε)·z_i for i = 0 … n_steps − 1.
 
     Args:
@@ -120,36 +143,39 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float,
         step_size: ε > 0.
         n_steps: K >= 0.
         generator: for the noise z_i (reproducibility); may live on another device than x0.
-        return_trajectory: also return the iterates x_0, x_k, x_2k, … and always x_K, stacked to
+        return_trajectory: keep the iterates x_0, x_k, x_2k, … and always x_K, stacked to
             shape (n_saved, *x0.shape), with k = ``trajectory_every``.
         callback: called as ``callback(i, x)`` after each step with the step number i = 1 … K.
         progress: show a tqdm bar (None: on unless fast mode or CI).
+
+    Returns:
+        SamplerOutput(x, trajectory or None, None, n_score_evals=K).
 
     Raises:
         LangevinDivergenceError: (a FloatingPointError) when an iterate becomes non-finite.
     """
     x = _check_x0(x0).clone()
-    eps = positive(step_size, "step_size")
+    step_size = positive(step_size, "step_size")
     n_steps = count(n_steps, "n_steps", 0)
     every = count(trajectory_every, "trajectory_every", 1)
     traj = _Trajectory(return_trajectory, every)
     traj.add(0, x)
-    noise_scale = math.sqrt(2 * eps)
+    noise_scale = math.sqrt(2 * step_size)
     for i in tqdm(range(1, n_steps + 1), desc="Langevin", disable=not show_progress(progress)):
-        x = x + eps * _call_score(score_fn, x) + noise_scale * randn_like(x, generator)
-        _check_finite(x, f"at step {i} of {n_steps}", eps)
+        x = x + step_size * _score(score_fn, x) + noise_scale * randn_like(x, generator)
+        _check_finite(x, f"at step {i} of {n_steps}", i, None, step_size, step_size)
         traj.add(i, x)
         if callback is not None:
             callback(i, x)
     traj.add(n_steps, x, force=True)
-    return (x, traj.stack()) if return_trajectory else x
+    return SamplerOutput(x, traj.stack(), None, n_steps)
 
 
 def step_sizes(sigmas: Sequence[float] | Tensor, step_size: float) -> list[float]:
     """The annealed schedule α_i = ε·σ_i²/σ_L² (so the last level uses α_L = ε)."""
-    s = _check_sigmas(sigmas)
-    eps = positive(step_size, "step_size")
-    return [eps * si**2 / s[-1] ** 2 for si in s]
+    sigmas = checks.sigmas(sigmas)
+    step_size = positive(step_size, "step_size")
+    return [step_size * sigma**2 / sigmas[-1] ** 2 for sigma in sigmas]
 
 
 @torch.no_grad()
@@ -158,7 +184,7 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
                       generator: torch.Generator | None = None, denoise_last: bool = True,
                       return_trajectory: bool = False, trajectory_every: int = 1,
                       callback: Callable[[int, int, Tensor, float, float], None] | None = None,
-                      progress: bool | None = None) -> Tensor | tuple[Tensor, Tensor]:
+                      progress: bool | None = None) -> SamplerOutput:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
     For i = 1 … L (σ_1 > … > σ_L) with α_i = ε·σ_i²/σ_L², run T = ``n_steps_each`` steps
@@ -173,17 +199,21 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
         sigmas: the noise levels, strictly decreasing and positive.
         step_size: ε > 0, the step size at the last (smallest) level.
         n_steps_each: T >= 0 steps per level.
-        return_trajectory: also return x_0 and every k-th iterate (global step count over all
+        return_trajectory: keep x_0 and every k-th iterate (global step count over all
             levels) and always the final result, stacked to (n_saved, *x0.shape).
         callback: ``callback(level, t, x, sigma, alpha)`` after each step, level = 0 … L − 1,
             t = 1 … T (the final denoising step is reported as t = T + 1 with alpha = σ_L²).
         progress: show a tqdm bar (None: on unless fast mode or CI).
 
+    Returns:
+        SamplerOutput(x, trajectory or None, None, n_score_evals = L·T (+1 with ``denoise_last``)).
+
     Raises:
-        LangevinDivergenceError: (a FloatingPointError) when an iterate becomes non-finite.
+        LangevinDivergenceError: (a FloatingPointError) when an iterate becomes non-finite; its
+            ``level`` and ``step`` say where, its ``step_size`` is that level's α_i.
     """
     x = _check_x0(x0).clone()
-    sig = _check_sigmas(sigmas)
+    sig = checks.sigmas(sigmas)
     alphas = step_sizes(sig, step_size)
     T = count(n_steps_each, "n_steps_each", 0)
     every = count(trajectory_every, "trajectory_every", 1)
@@ -194,27 +224,24 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
     for level, (sigma, alpha) in enumerate(zip(sig, alphas, strict=True)):
         noise_scale = math.sqrt(2 * alpha)
         for t in range(1, T + 1):
-            x = x + alpha * _call_score(score_fn, x, sigma) + noise_scale * randn_like(x, generator)
+            x = x + alpha * _score(score_fn, x, sigma) + noise_scale * randn_like(x, generator)
             step += 1
             _check_finite(x, f"at level {level + 1} of {L} (σ={sigma:.3g}, α={alpha:.3g}), step {t} of {T}",
-                          alphas[-1])
+                          t, level, alpha, alphas[-1])
             traj.add(step, x)
             if callback is not None:
                 callback(level, t, x, sigma, alpha)
             bar.update()
     bar.close()
     if denoise_last:
-        x = x + sig[-1] ** 2 * _call_score(score_fn, x, sig[-1])
+        x = x + sig[-1] ** 2 * _score(score_fn, x, sig[-1])
         step += 1
-        _check_finite(x, f"in the final denoising step (σ_L={sig[-1]:.3g})", alphas[-1])
+        _check_finite(x, f"in the final denoising step (σ_L={sig[-1]:.3g})", T + 1, L - 1, sig[-1] ** 2,
+                      alphas[-1])
         if callback is not None:
             callback(L - 1, T + 1, x, sig[-1], sig[-1] ** 2)
     traj.add(step, x, force=True)
-    return (x, traj.stack()) if return_trajectory else x
-
-
-def _flat_sq_norm(v: Tensor) -> Tensor:
-    return v.reshape(v.shape[0], -1).pow(2).sum(-1)
+    return SamplerOutput(x, traj.stack(), None, L * T + int(denoise_last))
 
 
 def _grad_log_prob(log_prob: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
@@ -229,8 +256,8 @@ def _grad_log_prob(log_prob: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Ten
 def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_steps: int,
          score_fn: Callable[[Tensor], Tensor] | None = None, generator: torch.Generator | None = None,
          return_trajectory: bool = False, trajectory_every: int = 1,
-         callback: Callable[[int, Tensor], None] | None = None, return_acceptance: bool = False,
-         progress: bool | None = None):
+         callback: Callable[[int, Tensor], None] | None = None, progress: bool | None = None
+         ) -> SamplerOutput:
     """Metropolis-adjusted Langevin: a Langevin proposal plus an accept/reject step.
 
     Proposal y = x + ε·s(x) + √(2ε)·z, i.e. q(y | x) = N(y; x + ε·s(x), 2ε·I). Accept with
@@ -241,13 +268,14 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
     Args:
         log_prob: log p(x) up to an additive constant, one value per batch element (shape (N,)).
         score_fn: s(x) = ∇ log p(x); by default computed from ``log_prob`` with autograd.
-        return_acceptance: also return the fraction of accepted proposals per chain, shape (N,).
         (other arguments as in :func:`langevin`)
 
-    Returns x, then the trajectory if requested, then the acceptance rates if requested.
+    Returns:
+        SamplerOutput(x, trajectory or None, acceptance = the fraction of accepted proposals per
+        chain, shape (N,), n_score_evals = K + 1).
     """
     x = _check_x0(x0).clone()
-    eps = positive(step_size, "step_size")
+    step_size = positive(step_size, "step_size")
     n_steps = count(n_steps, "n_steps", 0)
     every = count(trajectory_every, "trajectory_every", 1)
     N = x.shape[0]
@@ -256,7 +284,7 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
         if score_fn is None:
             lp, s = _grad_log_prob(log_prob, v)
         else:
-            lp, s = log_prob(v).detach(), _call_score(score_fn, v)
+            lp, s = log_prob(v).detach(), _score(score_fn, v)
         if lp.shape != (N,):
             raise ValueError(f"log_prob must return one value per batch element, shape ({N},), "
                              f"got {tuple(lp.shape)}")
@@ -266,14 +294,14 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
     accepted = torch.zeros(N, device=x.device, dtype=x.dtype)
     traj = _Trajectory(return_trajectory, every)
     traj.add(0, x)
-    noise_scale = math.sqrt(2 * eps)
+    noise_scale = math.sqrt(2 * step_size)
     shape = (N,) + (1,) * (x.ndim - 1)
     for i in tqdm(range(1, n_steps + 1), desc="MALA", disable=not show_progress(progress)):
-        y = x + eps * s_x + noise_scale * randn_like(x, generator)
-        _check_finite(y, f"at step {i} of {n_steps} (proposal)", eps)
+        y = x + step_size * s_x + noise_scale * randn_like(x, generator)
+        _check_finite(y, f"at step {i} of {n_steps} (proposal)", i, None, step_size, step_size)
         lp_y, s_y = evaluate(y)
-        log_q_y_given_x = -_flat_sq_norm(y - x - eps * s_x) / (4 * eps)
-        log_q_x_given_y = -_flat_sq_norm(x - y - eps * s_y) / (4 * eps)
+        log_q_y_given_x = -checks.sq_norm(y - x - step_size * s_x) / (4 * step_size)
+        log_q_x_given_y = -checks.sq_norm(x - y - step_size * s_y) / (4 * step_size)
         log_ratio = lp_y + log_q_x_given_y - lp_x - log_q_y_given_x
         u = torch.rand(N, generator=generator, dtype=x.dtype, device=generator_device(generator, x.device))
         u = u.to(x.device)
@@ -283,14 +311,9 @@ def mala(log_prob: Callable[[Tensor], Tensor], x0: Tensor, step_size: float, n_s
         s_x = torch.where(accept.view(shape), s_y, s_x)
         lp_x = torch.where(accept, lp_y, lp_x)
         accepted += accept.to(x.dtype)
-        _check_finite(x, f"at step {i} of {n_steps}", eps)
+        _check_finite(x, f"at step {i} of {n_steps}", i, None, step_size, step_size)
         traj.add(i, x)
         if callback is not None:
             callback(i, x)
     traj.add(n_steps, x, force=True)
-    out: list[Tensor] = [x]
-    if return_trajectory:
-        out.append(traj.stack())
-    if return_acceptance:
-        out.append(accepted / max(n_steps, 1))
-    return out[0] if len(out) == 1 else tuple(out)
+    return SamplerOutput(x, traj.stack(), accepted / max(n_steps, 1), n_steps + 1)

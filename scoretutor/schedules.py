@@ -25,8 +25,10 @@ import math
 
 import torch
 
+from scoretutor import checks
 from scoretutor.checks import count, positive
 from scoretutor.device import generator_device
+from scoretutor.sampling import ula_stationary_variance
 
 Tensor = torch.Tensor
 
@@ -57,18 +59,6 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype: torch.dt
     return sigmas.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-def sigma_ratio(sigmas: Tensor) -> float:
-    """The common ratio γ = σ_{i−1}/σ_i of a geometric schedule (checks that it is geometric)."""
-    s = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
-    if s.numel() < 2 or not (s > 0).all() or not (s[1:] < s[:-1]).all():
-        raise ValueError(f"sigmas must be a strictly decreasing positive sequence of >= 2 levels, "
-                         f"got {s.tolist()}")
-    ratios = s[:-1] / s[1:]
-    if not torch.allclose(ratios, ratios[0].expand_as(ratios), rtol=1e-4):
-        raise ValueError(f"sigmas is not geometric: ratios σ_(i-1)/σ_i = {ratios.tolist()}")
-    return float(ratios.mean())
-
-
 # -- Technique 1 -----------------------------------------------------------------------------
 def sigma_max_from_data(x: Tensor, max_points: int | None = 4096,
                         generator: torch.Generator | None = None) -> float:
@@ -77,9 +67,9 @@ def sigma_max_from_data(x: Tensor, max_points: int | None = 4096,
     With more than ``max_points`` examples, a random subset of that size is used (the exact
     maximum costs O(N²) memory); pass ``max_points=None`` for the exact value on all data.
     """
-    if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[0] < 2:
-        raise ValueError(f"x must be a tensor of shape (N, ...) with N >= 2 examples, got "
-                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    x = checks.batch(x)
+    if x.shape[0] < 2:
+        raise ValueError(f"x must have shape (N, ...) with N >= 2 examples, got {tuple(x.shape)}")
     flat = x.reshape(x.shape[0], -1)
     if max_points is not None:
         max_points = count(max_points, "max_points", 2)
@@ -157,23 +147,25 @@ def num_levels(sigma_max: float, sigma_min: float, gamma: float) -> int:
 
 
 # -- Technique 4 -----------------------------------------------------------------------------
-def langevin_variance_ratio(eps: float, n_steps: int, gamma: float, sigma_min: float) -> float:
+def langevin_variance_ratio(step_size: float, n_steps: int, gamma: float, sigma_min: float) -> float:
     """s_T²/σ_i² after T Langevin steps at level σ_i, α_i = ε σ_i²/σ_L², started at N(0, σ_{i−1}²).
 
     For data at a single point, p_{σ_i} = N(0, σ_i²) and the update x ← x + α(−x/σ_i²) + √(2α) z
-    is x ← a x + √(2α) z with a = 1 − ε/σ_L². The variance obeys v ← a² v + 2α, whose fixed
-    point is v* = 2α/(1 − a²); so v_T = a^{2T}(v_0 − v*) + v* and, dividing by σ_i²,
+    is x ← a x + √(2α) z with a = 1 − α/σ_i² = 1 − ε/σ_L². The variance obeys v ← a² v + 2α, whose
+    fixed point is v* = ``ula_stationary_variance(α, σ_i)``; so v_T = a^{2T}(v_0 − v*) + v* and,
+    dividing by σ_i² (v*/σ_i² depends on ε/σ_L² only, so it equals v*(ε, σ_L)/σ_L²),
         s_T²/σ_i² = a^{2T} (γ² − 2ε/(σ_L² − σ_L² a²)) + 2ε/(σ_L² − σ_L² a²).
     """
-    eps = positive(eps, "eps")
+    step_size = positive(step_size, "step_size")
     n_steps = count(n_steps, "n_steps", 1)
     gamma = positive(gamma, "gamma")
     sigma_min = positive(sigma_min, "sigma_min")
     s2 = sigma_min**2
-    a = 1.0 - eps / s2
-    if abs(a) >= 1:
-        raise ValueError(f"eps={eps} makes the recursion unstable: need 0 < eps < 2 σ_L² = {2 * s2:.4g}")
-    stationary = 2 * eps / (s2 - s2 * a * a)
+    if not step_size < 2 * s2:
+        raise ValueError(f"step_size={step_size} makes the recursion unstable: need 0 < step_size < 2 σ_L² "
+                         f"= {2 * s2:.4g}")
+    a = 1.0 - step_size / s2
+    stationary = ula_stationary_variance(step_size, sigma_min) / s2
     return a ** (2 * n_steps) * (gamma**2 - stationary) + stationary
 
 

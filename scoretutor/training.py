@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -27,6 +27,8 @@ from tqdm.auto import tqdm
 from scoretutor.checks import count
 from scoretutor.config import show_progress
 from scoretutor.device import autocast, get_device, make_generator
+from scoretutor.losses import ncsn_loss
+from scoretutor.models import StackedScoreMLP
 
 Tensor = torch.Tensor
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
@@ -128,3 +130,32 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         _save(path, model, opt, history, generator)
     model.eval()
     return history
+
+
+# -- one score model per noise level, trained side by side -----------------------------------------
+def train_single_sigma_models(data: Data, sigmas: Sequence[float], n_steps: int, dim: int = 2,
+                              hidden: int = 64, n_layers: int = 2, batch_size: int = 256, lr: float = 2e-3,
+                              seed: int = 0, device: torch.device | str | None = "cpu",
+                              progress: bool | None = None) -> StackedScoreMLP:
+    """One score model per σ_k, each trained only by DSM at its own σ_k (Vincent 2011).
+
+    Model k sees the batch perturbed at σ_k alone, and the summed objective is :func:`ncsn_loss`
+    with every level present once per batch (``levels`` fixed), λ(σ) = σ²:
+        (1/K) Σ_k σ_k² · ½ E_{x∼p, z} ‖s_θk(x + σ_k z) + z/σ_k‖².
+    The weights only rescale each model's own loss, which Adam ignores. The models see noisy
+    points x̃ ∼ p_σk only, so they are accurate where p_σk has mass and unconstrained elsewhere.
+    ``data`` as in :func:`fit` (e.g. ``mixture.sample``).
+    """
+    model = StackedScoreMLP(sigmas, dim=dim, hidden=hidden, n_layers=n_layers,
+                            generator=make_generator(seed))
+    k = model.sigmas.numel()
+
+    def loss_fn(m: StackedScoreMLP, x: Tensor, generator: torch.Generator) -> Tensor:
+        n = x.shape[0]
+        stacked = lambda y, sigma: m(y.reshape(k, n, -1)).reshape(k * n, -1)  # sigma is implied by the row
+        levels = torch.arange(k, device=x.device).repeat_interleave(n)
+        return ncsn_loss(stacked, x.repeat(k, 1), m.sigmas, generator=generator, levels=levels)
+
+    fit(model, loss_fn, data, n_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
+        progress=progress, desc="single-σ models")
+    return model

@@ -4,16 +4,14 @@ import torch
 from scoretutor import config, device
 
 
-def test_default_device_is_the_best_available(monkeypatch):
+@pytest.mark.parametrize("cuda, mps, expected", [(False, False, "cpu"), (False, True, "mps"),
+                                                   (True, True, "cuda"), (True, False, "cuda")])
+def test_default_device_is_the_best_available(monkeypatch, cuda, mps, expected):
     monkeypatch.delenv("SCORETUTOR_DEVICE", raising=False)
-    assert device.get_device().type == device.available_devices()[0]
-
-
-def test_cuda_is_preferred_over_mps_and_cpu(monkeypatch):
-    monkeypatch.delenv("SCORETUTOR_DEVICE", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert device.available_devices()[0] == "cuda"
-    assert device.get_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert device.available_devices()[-1] == "cpu" and len(device.available_devices()) == 1 + cuda + mps
+    assert device.get_device() == torch.device(expected)
 
 
 def test_override_to_cpu(monkeypatch):

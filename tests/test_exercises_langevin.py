@@ -5,11 +5,7 @@ import math
 import pytest
 import torch
 
-from scoretutor.exercises.langevin import (
-    check_langevin_step,
-    check_stationary_variance,
-    stationary_variance,
-)
+from scoretutor.exercises.langevin import check_langevin_step, check_stationary_variance
 from scoretutor.sampling import langevin
 
 
@@ -24,7 +20,7 @@ def test_correct_step_passes_and_matches_the_package_sampler(capsys):
     x0 = torch.randn(20, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     z = torch.randn(20, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     score = lambda x: -x / 2
-    one = langevin(score, x0, 0.3, 1, generator=torch.Generator().manual_seed(1))
+    one = langevin(score, x0, 0.3, 1, generator=torch.Generator().manual_seed(1)).x
     torch.testing.assert_close(one, correct_step(x0, score, 0.3, z))
 
 
@@ -34,7 +30,7 @@ def test_correct_step_passes_and_matches_the_package_sampler(capsys):
     (lambda x, s, e, z: x - e * s(x) + math.sqrt(2 * e) * z, "+ε·s(x)"),
     (lambda x, s, e, z: x + e / 2 * s(x) + math.sqrt(2 * e) * z, "(ε/2)"),
     (lambda x, s, e, z: x + e * s(x) + math.sqrt(2 * e) * z + 0.01, "Hint: x_{i+1}"),
-    (lambda x, s, e, z: (x + e * s(x))[:, 0], "shaped like x"),
+    (lambda x, s, e, z: (x + e * s(x))[:, 0], "a tensor of shape"),
 ])
 def test_wrong_steps_fail_with_a_specific_hint(wrong, hint, capsys):
     assert check_langevin_step(wrong) is False
@@ -55,11 +51,4 @@ def test_stationary_variance_checker(capsys):
     assert check_stationary_variance(lambda e, s2: s2) is False
     assert "target's variance" in capsys.readouterr().out
     assert check_stationary_variance(lambda e, s2: s2 + e) is False
-    # reference against a direct iteration of the variance recursion v ← a²v + 2ε
-    eps, s2 = 0.7, 1.3
-    a, v = 1 - eps / s2, 0.0
-    for _ in range(2000):
-        v = a * a * v + 2 * eps
-    assert stationary_variance(eps, s2) == pytest.approx(v, rel=1e-12)
-    with pytest.raises(ValueError, match="stable"):
-        stationary_variance(3.0, 1.0)
+    # the reference is sampling.ula_stationary_variance, tested against the variance recursion there

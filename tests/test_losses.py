@@ -17,20 +17,22 @@ with K ≥ 30; everything is seeded, so the tests are deterministic anyway).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 from torch.func import jacrev, vmap
 
-from scoretutor.densities import GaussianMixture, ncsn_mixture
+from scoretutor.densities import GaussianMixture, gaussian_score, ncsn_mixture
 from scoretutor.device import available_devices
 from scoretutor.losses import (
     denoising_score_matching,
+    divergence,
     fisher_divergence,
-    gaussian_score,
     implicit_score_matching,
     ncsn_loss,
+    probe_like,
     sliced_score_matching,
 )
 from scoretutor.models import EnergyMLP, NoiseConditionalScoreMLP, ScoreMLP
@@ -114,6 +116,75 @@ def test_exact_ism_equals_full_jacobian_trace(shape):
     torch.testing.assert_close(implicit_score_matching(model, x), ref, rtol=1e-10, atol=1e-12)
 
 
+# -- the divergence helper shared by ISM, SSM and the likelihood code -----------------------------
+def _jacobians(model, x):
+    d = math.prod(x.shape[1:])
+    f = lambda v: model(v.reshape(1, *x.shape[1:])).reshape(-1)
+    return vmap(jacrev(f))(x.reshape(x.shape[0], d))  # (N, d, d)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 1, 2, 2)])
+def test_divergence_exact_and_fixed_probe_match_the_jacobian(shape):
+    model = small_mlp(math.prod(shape[1:]), seed=2)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=DT)
+    jac = _jacobians(model, x)
+    with torch.no_grad():  # works without gradients enabled, returns detached values
+        out, div = divergence(model, x)
+    assert not out.requires_grad and not div.requires_grad and div.shape == (shape[0],)
+    torch.testing.assert_close(out, model(x).detach())
+    torch.testing.assert_close(div, torch.diagonal(jac, dim1=-2, dim2=-1).sum(-1), rtol=1e-10, atol=1e-12)
+    v = probe_like(x, "gaussian", torch.Generator().manual_seed(1))
+    _, quad = divergence(model, x, "hutchinson", v=v)
+    vf = v.reshape(shape[0], -1)
+    torch.testing.assert_close(quad, torch.einsum("ni,nij,nj->n", vf, jac, vf), rtol=1e-10, atol=1e-12)
+
+
+def test_hutchinson_over_all_sign_patterns_is_the_exact_trace():
+    # E[vᵀJv] = tr J for Rademacher v because E[v_i v_j] = δ_ij; averaging over all 2^d sign patterns
+    # is that expectation exactly (the off-diagonal terms cancel pairwise): equal up to rounding.
+    model = small_mlp(3, seed=3)
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=DT)
+    _, exact = divergence(model, x, "exact")
+    patterns = [torch.tensor(p, dtype=DT).expand(6, 3) for p in itertools.product((-1.0, 1.0), repeat=3)]
+    mean = sum(divergence(model, x, "hutchinson", v=v)[1] for v in patterns) / len(patterns)
+    torch.testing.assert_close(mean, exact, rtol=1e-10, atol=1e-12)
+
+
+def test_divergence_graph_trains_like_the_exact_trace():
+    model = small_mlp(2, seed=4)
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=DT)
+    _, div = divergence(model, x, create_graph=True)
+    params = list(model.parameters())  # (the last bias shifts s but not its Jacobian: zero gradient)
+    got = torch.autograd.grad(div.sum(), params, allow_unused=True, materialize_grads=True)
+    jac = lambda xi: torch.autograd.functional.jacobian(lambda v: model(v[None])[0], xi, create_graph=True)
+    ref = torch.autograd.grad(sum(jac(xi).trace() for xi in x), params, allow_unused=True,
+                              materialize_grads=True)
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_probes_have_the_right_law_and_bad_arguments_are_named():
+    x = torch.zeros(4000, 5, dtype=DT)
+    r = probe_like(x, "rademacher", torch.Generator().manual_seed(0))
+    assert r.dtype == DT and set(r.unique().tolist()) == {-1.0, 1.0}
+    gauss = probe_like(x, "gaussian", torch.Generator().manual_seed(0))
+    # E[v vᵀ] = I: entries of the empirical second moment have standard error ≈ √(2/n) on the
+    # diagonal (Gaussian; 0 for Rademacher) and 1/√n off it; allow 5 of them.
+    for v in (r, gauss):
+        moment = v.T @ v / x.shape[0]
+        assert (moment - torch.eye(5, dtype=DT)).abs().max() < 5 * math.sqrt(2 / x.shape[0])
+    assert torch.equal(probe_like(x, "gaussian", torch.Generator().manual_seed(0)), gauss)
+    model = small_mlp(2)
+    y = torch.zeros(3, 2, dtype=DT)
+    for kwargs, match in [({"method": "trace"}, "method must be one of"),
+                          ({"probe": "uniform"}, "probe must"), ({"n_probes": 0}, "n_probes"),
+                          ({"v": torch.ones(3, 3)}, "v must be a tensor shaped")]:
+        with pytest.raises(ValueError, match=match):
+            divergence(model, y, **kwargs)
+    with pytest.raises(ValueError, match="fn must return a tensor shaped like x"):
+        divergence(lambda t: t[:, :1], y)
+
+
 def test_energy_model_ism_equals_minus_hessian_trace():
     """For s = −∇f: tr(∇s) = −Δf (Laplacian), computed here with an independent Hessian."""
     torch.manual_seed(0)
@@ -126,6 +197,7 @@ def test_energy_model_ism_equals_minus_hessian_trace():
 
 
 # -- unbiasedness of the stochastic traces ------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "estimator",
     [
@@ -160,6 +232,7 @@ def test_sliced_vr_has_lower_variance_than_plain_ssm():
 
 
 # -- Fisher − ISM is a constant ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_fisher_minus_ism_constant_across_mlps_on_mixture():
     # On a shared batch, (Fisher − ISM) − ½ mean‖∇log p‖² = mean[−sᵀ∇log p − tr ∇s], whose
     # expectation is 0 by integration by parts. We check that residual within Z·SE for three

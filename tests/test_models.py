@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scoretutor.models import EnergyMLP, NoiseConditionalScoreMLP, ScoreMLP, frozen_sigma_score
+from scoretutor.models import EnergyMLP, NoiseConditionalScoreMLP, ScoreMLP, StackedScoreMLP
 
 DT = torch.float64
 
@@ -83,14 +83,41 @@ def test_bad_arguments_raise_value_errors():
         ScoreMLP(2)(torch.randn(3, 3))
 
 
-def test_frozen_sigma_score_equals_the_model():
+def test_frozen_score_equals_the_model():
+    # Same arithmetic regrouped (b + U e(σ) folded once): float32 rounding only, ~1e-7 relative.
     torch.manual_seed(0)
     for scale in (True, False):
         model = NoiseConditionalScoreMLP(hidden=32, n_layers=3, embed_dim=8, scale_by_sigma=scale)
-        fast = frozen_sigma_score(model)
+        fast = model.frozen_score()
         x = torch.randn(50, 2)
         for sigma in (20.0, 3.3, 1.0, 0.05):
             with torch.no_grad():
                 assert torch.allclose(fast(x, sigma), model(x, sigma), rtol=1e-5, atol=1e-6)
-    other = lambda x, s: -x / s**2
-    assert torch.equal(frozen_sigma_score(other)(torch.ones(3, 2), 2.0), torch.full((3, 2), -0.25))
+    # images: (N, C, H, W) in and out, like forward
+    model = NoiseConditionalScoreMLP(dim=4, hidden=8, n_layers=1, embed_dim=4)
+    x = torch.randn(3, 1, 2, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model.frozen_score()(x, 0.5), model(x, 0.5))
+
+
+def test_stacked_models_are_independent_mlps_scaled_by_their_sigma():
+    g = torch.Generator().manual_seed(0)
+    model = StackedScoreMLP([0.5, 1.0, 2.0], hidden=8, generator=g).double()
+    x = torch.randn(5, 2, dtype=DT)
+    out = model(x)
+    assert out.shape == (3, 5, 2)
+    for k, sigma in enumerate((0.5, 1.0, 2.0)):  # model k by hand: SiLU MLP with its own weights, / σ_k
+        w, b = [p[k] for p in model.weights], [p[k] for p in model.biases]
+        h = torch.nn.functional.silu(x @ w[0] + b[0])
+        h = torch.nn.functional.silu(h @ w[1] + b[1])
+        torch.testing.assert_close(out[k], (h @ w[2] + b[2]) / sigma)
+    # same generator seed, same weights; the global RNG is not used
+    again = StackedScoreMLP([0.5, 1.0, 2.0], hidden=8, generator=torch.Generator().manual_seed(0)).double()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters(), strict=True))
+    out[1].sum().backward()  # a loss on model 1 only must not touch models 0 and 2
+    for w in model.weights:
+        assert w.grad[0].abs().sum() == 0 and w.grad[2].abs().sum() == 0 and w.grad[1].abs().sum() > 0
+    with pytest.raises(ValueError, match="x must have shape"):
+        model(torch.randn(2, 5, 2, dtype=DT))
+    with pytest.raises(ValueError, match="sigmas"):
+        StackedScoreMLP([])

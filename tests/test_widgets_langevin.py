@@ -27,16 +27,16 @@ def test_first_frame_and_static_fallback(explorer):
     bundle = explorer._repr_mimebundle_()
     assert {"text/plain", "image/png", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
     assert base64.b64decode(bundle["image/png"]) == explorer.png
-    assert "LangevinExplorer(eps=0.05, n_steps=20, n_particles=100)" in bundle["text/plain"]
+    assert "LangevinExplorer(step_size=0.05, n_steps=20, n_particles=100)" in bundle["text/plain"]
     assert explorer.last_update_s > 0 and set(explorer.last_timings) == {"compute", "encode"}
 
 
 def test_update_recomputes_the_same_chain_as_the_sampler(explorer):
-    explorer.update(eps=0.1, n_steps=30, n_particles=150)
+    explorer.update(step_size=0.1, n_steps=30, n_particles=150)
     # every particle's noise is drawn as for the full max_particles run (so the particles slider
     # slices one run): the first 150 particles of that run
     expected = langevin(explorer.score_fn, explorer.x0, 0.1, 30,
-                        generator=torch.Generator().manual_seed(explorer.seed + 1))[:150]
+                        generator=torch.Generator().manual_seed(explorer.seed + 1)).x[:150]
     torch.testing.assert_close(explorer.samples, expected)
     np.testing.assert_allclose(explorer.points.get_offsets(), expected.numpy(), rtol=1e-6)
     # trajectories: K + 1 points per drawn path, starting at x0 and ending at the sample
@@ -52,15 +52,16 @@ def test_moving_a_slider_rerenders(explorer):
     explorer.sliders["n_steps"].value = 60
     assert explorer.n_updates == n + 1 and explorer.png != before
     assert len(explorer.paths[0].get_data()[0]) == 61
-    explorer.update(n_steps=60, eps=0.2)  # several sliders at once: one render
+    explorer.update(n_steps=60, step_size=0.2)  # several sliders at once: one render
     assert explorer.n_updates == n + 2
 
 
 def test_divergence_is_reported_not_plotted(explorer):
-    explorer.update(eps=3.0, n_steps=200)  # ε > 2σ² = 2: the chain explodes
-    assert "diverged" in explorer.status_text and "reduce ε" in explorer.status_text
+    explorer.update(step_size=3.0, n_steps=200)  # ε > 2σ² = 2: the chain explodes
+    assert "diverged at step" in explorer.status_text and "reduce ε" in explorer.status_text
+    assert "ε = 3 " in explorer.status_text  # read from the error's step_size attribute
     assert len(explorer.points.get_offsets()) == 0
-    explorer.update(eps=0.05, n_steps=20)
+    explorer.update(step_size=0.05, n_steps=20)
     assert "diverged" not in explorer.status_text
 
 
@@ -73,9 +74,13 @@ def test_bad_arguments():
 
 def test_custom_score_and_density():
     mix = GaussianMixture(torch.tensor([[0.0, 0.0]]), 1.0)
-    ex = LangevinExplorer(mix, score_fn=lambda x: -x, lim=4, init="gaussian", n_particles=50,
+    # the particles follow the given score (−2x, the score of N(0, I/2)), not the density's own (−x)
+    ex = LangevinExplorer(mix, score_fn=lambda x: -2 * x, lim=4, init="gaussian", n_particles=50,
                           max_particles=50, n_steps=10, grid_n=20, dpi=30)
     assert ex.samples.shape == (50, 2) and ex.png.startswith(PNG_SIGNATURE)
+    run = lambda score: langevin(score, ex.x0[:50], 0.05, 10, generator=torch.Generator().manual_seed(1)).x
+    torch.testing.assert_close(ex.samples, run(lambda x: -2 * x))
+    assert not torch.allclose(ex.samples, run(mix.score))
 
 
 def test_explorer_base_contract():

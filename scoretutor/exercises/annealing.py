@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from scoretutor.densities import ncsn_mixture
+from scoretutor.exercises import attempt, max_relative_error, shaped_like
 from scoretutor.metrics import mode_fractions
 from scoretutor.sampling import annealed_langevin
 from scoretutor.schedules import geometric_sigmas
@@ -47,19 +48,12 @@ def check_annealed_langevin(student_fn: Callable, n: int = 200, seed: int = 0, r
     eps, T = 0.1, 20
     x0 = torch.rand(n, 2, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64) * 16 - 8
     noise, _ = _noise_stream(seed)
-    try:
-        got = student_fn(score_fn, x0.clone(), sigmas, eps, T, noise)
-    except NotImplementedError:
-        print("Not attempted yet: replace `raise NotImplementedError` with your sampler.")
-        return False
-    if not isinstance(got, Tensor) or got.shape != x0.shape:
-        shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
-        print(f"Your function should return the final particles, a tensor of shape {tuple(x0.shape)}; "
-              f"got {shape}.")
+    done, got = attempt(student_fn, score_fn, x0.clone(), sigmas, eps, T, noise, what="your sampler")
+    if not (done and shaped_like(got, x0.shape, "Your function should return the final particles,")):
         return False
     _, g = _noise_stream(seed)
-    expected = annealed_langevin(score_fn, x0, sigmas, eps, T, generator=g, denoise_last=False)
-    err = ((got.double() - expected).norm(dim=-1) / (expected.norm(dim=-1) + 1.0)).max().item()
+    expected = annealed_langevin(score_fn, x0, sigmas, eps, T, generator=g, denoise_last=False).x
+    err = max_relative_error(got, expected, 1.0)
     if err <= rtol:
         mf = mode_fractions(got, p)
         frac, se = mf.fractions[0].item(), mf.stderr[0].item()

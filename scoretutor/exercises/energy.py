@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from scoretutor.ebm import score_from_energy
+from scoretutor.exercises import attempt, max_relative_error, shaped_like
 
 Tensor = torch.Tensor
 
@@ -21,17 +22,11 @@ def check_score(student_score: Callable[[Tensor], Tensor],
                 n: int = 256, seed: int = 0, rtol: float = 1e-4) -> bool:
     """Compare a hand-written score with −∇ₓf by autograd on random points; print a verdict."""
     x = 3 * torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    try:
-        got = student_score(x.clone())
-    except NotImplementedError:
-        print("Not attempted yet: replace `raise NotImplementedError` with your formula.")
-        return False
+    done, got = attempt(student_score, x.clone(), what="your formula")
     expected = score_from_energy(energy)(x)
-    if not isinstance(got, Tensor) or got.shape != expected.shape:
-        shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
-        print(f"Your function should return a tensor of shape {tuple(expected.shape)}, got {shape}.")
+    if not (done and shaped_like(got, expected.shape)):
         return False
-    err = ((got.double() - expected).norm(dim=-1) / (expected.norm(dim=-1) + 1e-8)).max().item()
+    err = max_relative_error(got, expected, 1e-8)
     if err > rtol:
         i = int(((got.double() - expected).norm(dim=-1)).argmax())
         print(f"Not quite: at x = {x[i].tolist()} you give {got[i].tolist()}, "

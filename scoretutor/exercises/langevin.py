@@ -3,7 +3,8 @@
 1. ``check_langevin_step(step)``: ``step(x, score_fn, eps, z)`` should return
    x + ε·s(x) + √(2ε)·z (the noise z ~ N(0, I) is passed in, so the answer is deterministic).
 2. ``check_stationary_variance(fn)``: ``fn(eps, s2)`` should return the variance that unadjusted
-   Langevin settles at for the target N(0, s²): 2ε / (1 − (1 − ε/s²)²).
+   Langevin settles at for the target N(0, s²): 2ε / (1 − (1 − ε/s²)²)
+   (:func:`scoretutor.sampling.ula_stationary_variance`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 import torch
 
 from scoretutor.densities import GaussianMixture
+from scoretutor.exercises import attempt, max_relative_error, shaped_like
+from scoretutor.sampling import ula_stationary_variance
 
 Tensor = torch.Tensor
 
@@ -47,16 +50,10 @@ def check_langevin_step(student_step: Callable[[Tensor, Callable[[Tensor], Tenso
         x = 3 * torch.randn(n, 2, generator=g, dtype=torch.float64)
         z = torch.randn(n, 2, generator=g, dtype=torch.float64)
         expected = x + eps * mix.score(x) + math.sqrt(2 * eps) * z
-        try:
-            got = student_step(x.clone(), mix.score, eps, z.clone())
-        except NotImplementedError:
-            print("Not attempted yet: replace `raise NotImplementedError` with your update.")
+        done, got = attempt(student_step, x.clone(), mix.score, eps, z.clone(), what="your update")
+        if not (done and shaped_like(got, x.shape, "Your step should return")):
             return False
-        if not isinstance(got, Tensor) or got.shape != x.shape:
-            shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
-            print(f"Your step should return a tensor shaped like x {tuple(x.shape)}, got {shape}.")
-            return False
-        err = ((got.double() - expected).norm(dim=-1) / (expected.norm(dim=-1) + 1e-8)).max().item()
+        err = max_relative_error(got, expected, 1e-8)
         if err > rtol:
             s = mix.score(x)
             for hint, wrong in _STEP_MISTAKES:
@@ -74,24 +71,15 @@ def check_langevin_step(student_step: Callable[[Tensor, Callable[[Tensor], Tenso
     return True
 
 
-def stationary_variance(eps: float, s2: float) -> float:
-    """2ε / (1 − (1 − ε/s²)²) = s² / (1 − ε/(2s²)): ULA's stationary variance for N(0, s²)."""
-    if not (0 < eps < 2 * s2):
-        raise ValueError(f"the chain is stable only for 0 < ε < 2s²; got ε={eps}, s²={s2}")
-    a = 1 - eps / s2
-    return 2 * eps / (1 - a * a)
-
-
 def check_stationary_variance(student_fn: Callable[[float, float], float], rtol: float = 1e-6) -> bool:
     """Compare ``student_fn(eps, s2)`` with the unadjusted chain's stationary variance; print a verdict."""
     cases = [(0.01, 1.0), (0.5, 1.0), (1.5, 1.0), (0.2, 0.5), (3.0, 4.0)]
     for eps, s2 in cases:
-        expected = stationary_variance(eps, s2)
-        try:
-            got = float(student_fn(eps, s2))
-        except NotImplementedError:
-            print("Not attempted yet: replace `raise NotImplementedError` with your formula.")
+        expected = ula_stationary_variance(eps, math.sqrt(s2))
+        done, got = attempt(student_fn, eps, s2, what="your formula")
+        if not done:
             return False
+        got = float(got)
         if not math.isclose(got, expected, rel_tol=rtol):
             if math.isclose(got, s2, rel_tol=1e-9):
                 hint = ("that is the target's variance s²; the unadjusted chain overshoots it. Write one "

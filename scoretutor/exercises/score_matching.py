@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import torch
 
+from scoretutor.checks import sq_norm
+from scoretutor.exercises import attempt
 from scoretutor.losses import denoising_score_matching
 
 Tensor = torch.Tensor
@@ -40,14 +42,13 @@ def _slips(score_fn, x: Tensor, sigma: float, seed: int) -> dict[str, Tensor]:
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
     xt = x + sigma * z
     s = score_fn(xt)
-    per = lambda v: v.reshape(v.shape[0], -1).pow(2).sum(-1)
     return {
-        "you dropped the factor ½": per(s + z / sigma).mean(),
+        "you dropped the factor ½": sq_norm(s + z / sigma).mean(),
         "the target has the wrong sign: it is ∇ log q(x̃|x) = −(x̃ − x)/σ², so the loss has s + (x̃−x)/σ²":
-            0.5 * per(s - z / sigma).mean(),
-        "divide (x̃ − x) by σ², not σ": 0.5 * per(s + z).mean(),
-        "average over the batch (mean), don't sum": 0.5 * per(s + z / sigma).sum(),
-        "evaluate the score at the noisy point x̃, not at x": 0.5 * per(score_fn(x) + z / sigma).mean(),
+            0.5 * sq_norm(s - z / sigma).mean(),
+        "divide (x̃ − x) by σ², not σ": 0.5 * sq_norm(s + z).mean(),
+        "average over the batch (mean), don't sum": 0.5 * sq_norm(s + z / sigma).sum(),
+        "evaluate the score at the noisy point x̃, not at x": 0.5 * sq_norm(score_fn(x) + z / sigma).mean(),
     }
 
 
@@ -56,10 +57,9 @@ def check_dsm(student_dsm: StudentDSM, n_mc: int = 200) -> bool:
     cases = _cases()
     for name, score_fn, x, sigma in cases:
         seed = 1234
-        try:
-            got = student_dsm(score_fn, x.clone(), sigma, torch.Generator().manual_seed(seed))
-        except NotImplementedError:
-            print("Not attempted yet: replace `raise NotImplementedError` with your loss.")
+        done, got = attempt(student_dsm, score_fn, x.clone(), sigma, torch.Generator().manual_seed(seed),
+                            what="your loss")
+        if not done:
             return False
         if not isinstance(got, Tensor) or got.numel() != 1:
             print(f"[{name}] your function should return a scalar tensor, got {got!r:.80}")

@@ -15,99 +15,32 @@ bench_annealed_langevin.py`` for the update latency).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import ipywidgets as widgets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from torch import nn
 
+from scoretutor import checks
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.device import make_generator
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
-from scoretutor.models import _check_sizes, frozen_sigma_score
+from scoretutor.models import StackedScoreMLP
 from scoretutor.plotting import DENSITY_CMAP, ERROR_CMAP, SAMPLE_COLOR, grid, style_axes
 from scoretutor.sampling import LangevinDivergenceError, annealed_langevin
 from scoretutor.schedules import geometric_sigmas
-from scoretutor.training import fit
+from scoretutor.training import train_single_sigma_models
 from scoretutor.widgets.base import Explorer, new_figure
 
 Tensor = torch.Tensor
 
 __all__ = [
-    "StackedScoreMLP",
-    "train_single_sigma_models",
     "NoiseTradeoffExplorer",
     "AnnealingExplorer",
 ]
-
-
-# -- single-σ score models, trained side by side -------------------------------------------------
-class StackedScoreMLP(nn.Module):
-    """K independent score MLPs s_k(x) ≈ ∇log p_{σ_k}(x), evaluated together with batched matmuls.
-
-    ``forward(x)`` takes x of shape (K, N, d) (or (N, d), broadcast to every model) and returns
-    (K, N, d). Output k is divided by σ_k (NCSNv2's scaling s(x)/σ). The K parameter sets share
-    nothing, so training them on a summed loss is K separate trainings run at once.
-    """
-
-    def __init__(self, sigmas: Sequence[float] | Tensor, dim: int = 2, hidden: int = 64, n_layers: int = 2):
-        super().__init__()
-        sig = torch.as_tensor(sigmas, dtype=torch.get_default_dtype()).flatten()
-        if sig.numel() < 1 or not (sig > 0).all():
-            raise ValueError(f"sigmas must be a non-empty sequence of positive numbers, got {sig.tolist()}")
-        _check_sizes(dim, hidden, n_layers)
-        self.register_buffer("sigmas", sig)
-        k, widths = sig.numel(), [dim] + [hidden] * n_layers + [dim]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
-            w = torch.empty(k, a, b)
-            for j in range(k):  # the default nn.Linear initialisation, per model
-                nn.init.kaiming_uniform_(w[j].T, a=math.sqrt(5))
-            self.weights.append(nn.Parameter(w))
-            bound = 1 / math.sqrt(a)
-            self.biases.append(nn.Parameter(torch.empty(k, 1, b).uniform_(-bound, bound)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        k = self.sigmas.numel()
-        h = x.expand(k, *x.shape) if x.ndim == 2 else x
-        if h.ndim != 3 or h.shape[0] != k:
-            raise ValueError(f"x must have shape (N, d) or ({k}, N, d), got {tuple(x.shape)}")
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b, h, w)
-            if i < last:
-                h = F.silu(h)
-        return h / self.sigmas[:, None, None]
-
-
-def train_single_sigma_models(mixture: GaussianMixture, sigmas: Sequence[float], n_steps: int,
-                              hidden: int = 64, n_layers: int = 2, batch_size: int = 256, lr: float = 2e-3,
-                              seed: int = 0) -> StackedScoreMLP:
-    """One score model per σ_k, each trained only by DSM at its own σ_k (Vincent 2011):
-
-        min_θk ½ E_{x∼p, z} ‖s_θk(x + σ_k z) + z/σ_k‖²,   summed over k with weight σ_k²
-
-    (the weight only rescales each model's own loss, which Adam ignores). The models see noisy
-    points x̃ ∼ p_σk only, so they are accurate where p_σk has mass and unconstrained elsewhere.
-    """
-    torch.manual_seed(seed)  # the initial weights
-    model = StackedScoreMLP(sigmas, dim=mixture.dim, hidden=hidden, n_layers=n_layers)
-
-    def loss_fn(m: StackedScoreMLP, x: Tensor, generator: torch.Generator) -> Tensor:
-        sig = m.sigmas[:, None, None]
-        z = torch.randn((sig.shape[0], *x.shape), generator=generator, device=generator.device).to(x.device)
-        s = m(x[None] + sig * z)
-        return (sig[:, :, 0] ** 2 * 0.5 * ((s + z / sig) ** 2).sum(-1)).mean(-1).sum()
-
-    fit(model, loss_fn, mixture.sample, n_steps, batch_size=batch_size, lr=lr, seed=seed, device="cpu",
-        desc="single-σ models")
-    return model
 
 
 # -- explorer 1: the σ trade-off -----------------------------------------------------------------
@@ -125,12 +58,10 @@ class NoiseTradeoffExplorer(Explorer):
                  n_steps: int = 1500, lim: float = 10.0, grid_n: int = 100, quiver_n: int = 17,
                  hidden: int = 64, seed: int = 0, models: StackedScoreMLP | None = None):
         self.mixture = mixture if mixture is not None else ncsn_mixture()
-        self.sigma_values = [float(s) for s in sigmas]
-        if not self.sigma_values or min(self.sigma_values) <= 0:
-            raise ValueError(f"sigmas must be positive, got {self.sigma_values}")
+        self.sigma_values = checks.sigmas(sigmas, decreasing=False)  # slider order
         self.lim = float(lim)
         self.models = models if models is not None else train_single_sigma_models(
-            self.mixture, self.sigma_values, n_steps, hidden=hidden, seed=seed)
+            self.mixture.sample, self.sigma_values, n_steps, dim=self.mixture.dim, hidden=hidden, seed=seed)
         self._precompute(grid_n, quiver_n)
         self._build_figure()
         start = self.sigma_values[len(self.sigma_values) // 2]
@@ -212,7 +143,7 @@ class NoiseTradeoffExplorer(Explorer):
 
 # -- explorer 2: annealed Langevin on the learned model --------------------------------------------
 class AnnealingExplorer(Explorer):
-    """σ_1, σ_L, L, ε, T sliders driving annealed Langevin on a learned noise-conditional model.
+    """σ_1, σ_L, L, ε (``step_size``), T sliders driving annealed Langevin on a noise-conditional model.
 
     ``n_particles`` start from U[−8, 8]² (Song & Ermon's toy) with a fixed seed, so moving a slider
     changes the schedule, not the randomness. The right panel compares the fraction of samples
@@ -221,11 +152,11 @@ class AnnealingExplorer(Explorer):
     """
 
     def __init__(self, model: nn.Module, mixture: GaussianMixture | None = None, n_particles: int = 300,
-                 sigma_1: float = 20.0, sigma_L: float = 1.0, L: int = 10, eps: float = 0.1, T: int = 10,
-                 lim: float = 10.0, seed: int = 0, n_data: int | None = None, n_projections: int = 64,
-                 dpi: float = 72):
+                 sigma_1: float = 20.0, sigma_L: float = 1.0, L: int = 10, step_size: float = 0.1,
+                 T: int = 10, lim: float = 10.0, seed: int = 0, n_data: int | None = None,
+                 n_projections: int = 64, dpi: float = 72):
         self.mixture = mixture if mixture is not None else ncsn_mixture()
-        self.score_fn = frozen_sigma_score(model)
+        self.score_fn = model.frozen_score() if hasattr(model, "frozen_score") else model
         self.lim, self.seed, self.n_projections = float(lim), int(seed), int(n_projections)
         g = make_generator(seed)
         self.x0 = torch.rand(int(n_particles), self.mixture.dim, generator=g) * 16 - 8
@@ -243,7 +174,7 @@ class AnnealingExplorer(Explorer):
             "sigma_1": log(sigma_1, -1, 2, "σ₁"),
             "sigma_L": log(sigma_L, -2, 1, "σ_L"),
             "L": widgets.IntSlider(value=L, min=1, max=30, description="L"),
-            "eps": log(eps, -3, 0, "ε"),
+            "step_size": log(step_size, -3, 0, "ε"),
             "T": widgets.IntSlider(value=T, min=1, max=200, description="T"),
         }, dpi=dpi)
 
@@ -274,18 +205,19 @@ class AnnealingExplorer(Explorer):
         self.quality_title = axq.set_title("", fontsize=9)
         self.axes = (ax, axq)
 
-    def draw(self, sigma_1: float, sigma_L: float, L: int, eps: float, T: int) -> str:
+    def draw(self, sigma_1: float, sigma_L: float, L: int, step_size: float, T: int) -> str:
         if not sigma_L < sigma_1:
             return f"σ_L = {sigma_L:.3g} must be below σ₁ = {sigma_1:.3g}: move one of them (frame unchanged)"
         sigmas = geometric_sigmas(sigma_1, sigma_L, L)
         try:
-            x = annealed_langevin(self.score_fn, self.x0.to(self.device), sigmas, eps, T,
-                                  generator=make_generator(self.seed), progress=False).cpu()
+            x = annealed_langevin(self.score_fn, self.x0.to(self.device), sigmas, step_size, T,
+                                  generator=make_generator(self.seed), progress=False).x.cpu()
         except LangevinDivergenceError:
             x = None
         if x is None or x.abs().max() > 1e3 * self.lim:  # non-finite, or finite but flung far away
-            alpha_1 = eps * (sigmas[0] / sigmas[-1]).item() ** 2
-            return f"diverged with ε = {eps:.3g} (α₁ = ε·σ₁²/σ_L² = {alpha_1:.3g}): lower ε (frame unchanged)"
+            alpha_1 = step_size * (sigmas[0] / sigmas[-1]).item() ** 2
+            return (f"diverged with ε = {step_size:.3g} (α₁ = ε·σ₁²/σ_L² = {alpha_1:.3g}): lower ε "
+                    "(frame unchanged)")
         self.samples = x
         self.scatter.set_offsets(x.clamp(-self.lim, self.lim).numpy())
         mf = mode_fractions(x, self.mixture)
@@ -299,14 +231,14 @@ class AnnealingExplorer(Explorer):
         self.quality = {"mode_weight_error": tv, "sliced_wasserstein": sw}
         if L == 1:  # geometric_sigmas gives the single level σ₁; the σ_L slider has no effect
             schedule = f"a single level σ = {sigma_1:.3g} (σ_L unused)"
-            self.sample_title.set_text(f"L=1, σ = {sigma_1:.3g}, ε={eps:.3g}, T={T}")
+            self.sample_title.set_text(f"L=1, σ = {sigma_1:.3g}, ε={step_size:.3g}, T={T}")
         else:
             gamma = (sigma_1 / sigma_L) ** (1 / (L - 1))
             schedule = f"σ {sigma_1:.3g}→{sigma_L:.3g} (γ = {gamma:.3f})"
-            self.sample_title.set_text(f"L={L}, σ {sigma_1:.3g}→{sigma_L:.3g}, ε={eps:.3g}, T={T}")
+            self.sample_title.set_text(f"L={L}, σ {sigma_1:.3g}→{sigma_L:.3g}, ε={step_size:.3g}, T={T}")
         self.quality_title.set_text(f"mode weights: error {tv:.3f}, SW to data {sw:.2f}")
         weights = ", ".join(f"{v:.3f}±{s:.3f}" for v, s in zip(f, se, strict=True))
         truth = ", ".join(f"{w:.2f}" for w in self.mixture.weights.tolist())
-        return (f"L={L} levels, {schedule}, ε={eps:.3g}, T={T}: "
+        return (f"L={L} levels, {schedule}, ε={step_size:.3g}, T={T}: "
                 f"mode weights {weights} (truth {truth}); "
                 f"½Σ|f−w| = {tv:.3f}; SW₂ = {sw:.2f}")

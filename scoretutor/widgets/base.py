@@ -10,16 +10,16 @@ Writing an explorer (the whole API)::
         def __init__(self):
             self.fig, (ax,) = new_figure(1)                  # Agg figure, not pyplot-managed
             self.points = ax.scatter([], [])                 # keep the artists you will update
-            super().__init__({"eps": FloatLogSlider(value=1e-2, base=10, min=-4, max=0,
-                                                    description="ε")})   # renders the first frame
+            super().__init__({"step_size": FloatLogSlider(value=1e-2, base=10, min=-4, max=0,
+                                                          description="ε")})   # renders the first frame
 
-        def draw(self, eps: float) -> None:                  # one keyword per slider
-            self.points.set_offsets(compute(eps))            # update artists, never rebuild
+        def draw(self, step_size: float) -> None:            # one keyword per slider
+            self.points.set_offsets(compute(step_size))      # update artists, never rebuild
 
     ex = MyExplorer()
     ex                          # in a notebook: sliders + image; elsewhere a static PNG frame
-    ex.update(eps=0.1)          # headless: sets sliders, recomputes, re-renders once
-    ex.sliders["eps"].value = 0.2   # same as moving the slider
+    ex.update(step_size=0.1)    # headless: sets sliders, recomputes, re-renders once
+    ex.sliders["step_size"].value = 0.2   # same as moving the slider
     ex.last_update_s            # wall time of the last update (compute + draw + PNG encoding)
     ex.last_timings             # {"compute": s, "encode": s} of the last update
     ex.png                      # PNG bytes of the current frame

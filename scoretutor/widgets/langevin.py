@@ -1,9 +1,11 @@
 """Notebook 03's explorer: Langevin particles and a few trajectories over the target density.
 
-Sliders: step size ε (log scale), number of steps K and number of particles. Each update reruns
-x_{i+1} = x_i + ε·∇log p(x_i) + √(2ε)·z_i from the same starting points with the same noise seed
-(so moving a slider changes the picture smoothly, not by resampling), and updates the scatter and
-trajectory lines in place. A diverging chain is reported in the status line instead of plotted.
+Sliders: step size ε (``step_size``, log scale), number of steps K and number of particles. Each
+update shows x_{i+1} = x_i + ε·∇log p(x_i) + √(2ε)·z_i from the same starting points with the same
+noise seed (so moving a slider changes the picture smoothly, not by resampling), and updates the
+scatter and trajectory lines in place. A diverging chain is reported in the status line instead of
+plotted. Runs are cached and prefetched (:mod:`scoretutor.widgets.chains`), so a slider move
+usually costs only the redraw, also at notebook 03's 1000 particles and K = 400–1000.
 """
 
 from __future__ import annotations
@@ -34,14 +36,15 @@ class LangevinExplorer(Explorer):
         score_fn: the score to sample with (e.g. a trained network); defaults to ``density.score``.
         lim: half-width of the square view [−lim, lim]².
         init: "uniform" (over the view, as in Song & Ermon 2019 Fig. 3) or "gaussian" (N(0, (lim/2)²I)).
-        eps, n_steps, n_particles: initial slider values; ``max_steps``/``max_particles`` their ranges.
+        step_size, n_steps, n_particles: initial slider values (step_size is ε);
+            ``max_steps``/``max_particles`` their ranges.
         n_trajectories: how many particles have their path drawn.
         seed: fixes the starting points and the Langevin noise.
     """
 
     def __init__(self, density: GaussianMixture | None = None,
                  score_fn: Callable[[Tensor], Tensor] | None = None, lim: float = 8.0, init: str = "uniform",
-                 eps: float = 0.05, n_steps: int = 100, n_particles: int = 500, max_steps: int = 1000,
+                 step_size: float = 0.05, n_steps: int = 100, n_particles: int = 500, max_steps: int = 1000,
                  max_particles: int = 2000, n_trajectories: int = 6, seed: int = 0, grid_n: int = 150,
                  size: float = 4.2, dpi: float = 80):
         if init not in ("uniform", "gaussian"):
@@ -72,8 +75,9 @@ class LangevinExplorer(Explorer):
         style_axes(ax, self.lim, "Langevin particles over p(x)")
         self.ax = ax
         sliders = {
-            "eps": widgets.FloatLogSlider(value=eps, base=10, min=-3, max=0.5, step=0.05, description="ε",
-                                          readout_format=".3g", continuous_update=False),
+            "step_size": widgets.FloatLogSlider(value=step_size, base=10, min=-3, max=0.5, step=0.05,
+                                                description="ε", readout_format=".3g",
+                                                continuous_update=False),
             "n_steps": widgets.IntSlider(value=n_steps, min=0, max=max_steps, step=10, description="K",
                                          continuous_update=False),
             "n_particles": widgets.IntSlider(value=n_particles, min=50, max=max_particles, step=50,
@@ -82,33 +86,34 @@ class LangevinExplorer(Explorer):
         self._cache = ChainCache(self._chain)
         super().__init__(sliders, dpi=dpi)
 
-    def _chain(self, eps: float, n: int) -> LangevinChain:
-        return LangevinChain(self.score_fn, self.x0, eps, n, seed=self.seed + 1, n_paths=self.n_trajectories,
+    def _chain(self, step_size: float, n: int) -> LangevinChain:
+        return LangevinChain(self.score_fn, self.x0, step_size, n, seed=self.seed + 1,
+                             n_paths=self.n_trajectories,
                              every=self.sliders["n_steps"].step if hasattr(self, "sliders") else 10)
 
-    def _neighbours(self, eps: float) -> list[float]:
+    def _neighbours(self, step_size: float) -> list[float]:
         """The ε values one slider step below and above (what a key press or a short drag asks next)."""
-        s = self.sliders["eps"]
-        e = math.log(eps, s.base)
+        s = self.sliders["step_size"]
+        e = math.log(step_size, s.base)
         return [s.base ** v for v in (e - s.step, e + s.step) if s.min <= v <= s.max]
 
-    def draw(self, eps: float, n_steps: int, n_particles: int) -> str:
+    def draw(self, step_size: float, n_steps: int, n_particles: int) -> str:
         # Runs are cached by ε (see scoretutor.widgets.chains): moving K extends or replays a cached
         # run, fewer particles slice it, and the runs for the neighbouring ε are prefetched.
-        chain = self._cache.get(eps, n_particles)
+        chain = self._cache.get(step_size, n_particles)
         x = chain.run_to(n_steps)
         if hasattr(self, "sliders"):  # likely next moves: ε ± one slider step, then more particles
             more = self.sliders["n_particles"]
-            jobs = [(e, chain.n) for e in self._neighbours(eps)]
+            jobs = [(e, chain.n) for e in self._neighbours(step_size)]
             if chain.n < more.max:
-                jobs.append((eps, min(chain.n + more.step, more.max)))
+                jobs.append((step_size, min(chain.n + more.step, more.max)))
             self._cache.prefetch(jobs, n_steps)
         if x is None:
             self.points.set_offsets(np.zeros((0, 2)))
             for line in self.paths:
                 line.set_data([], [])
             self.starts.set_offsets(np.zeros((0, 2)))
-            return f"diverged at step {chain.diverged_at} of {n_steps} with ε = {eps:.3g} — reduce ε"
+            return f"diverged at step {chain.diverged_at} of {n_steps} with ε = {step_size:.3g} — reduce ε"
         x = x[:n_particles]
         self.samples = x
         xs = x.detach().float().cpu().numpy()
@@ -118,7 +123,7 @@ class LangevinExplorer(Explorer):
             line.set_data(trail[:, j, 0], trail[:, j, 1])
         self.starts.set_offsets(trail[0])
         outside = float((np.abs(xs) > self.lim).any(1).mean())
-        text = f"ε = {eps:.3g}, K = {n_steps}, {n_particles} particles"
+        text = f"ε = {step_size:.3g}, K = {n_steps}, {n_particles} particles"
         if self.density.n_components <= 4:
             mf = mode_fractions(x, self.density)
             text += " · nearest-mode fractions " + ", ".join(
