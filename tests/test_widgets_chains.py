@@ -80,3 +80,16 @@ def test_bad_arguments():
         LangevinChain(MIX.score, x0(), 0.1, n=65, seed=0)
     with pytest.raises(ValueError, match="n_steps must be >= 0"):
         LangevinChain(MIX.score, x0(), 0.1, n=4, seed=0).run_to(-1)
+
+
+def test_run_uses_a_single_torch_thread_worker_and_leaves_the_callers_threads_alone():
+    threads = torch.get_num_threads()
+    seen = []
+
+    def score(x):
+        seen.append(torch.get_num_threads())
+        return MIX.score(x)
+
+    cache = ChainCache(lambda eps, n: LangevinChain(score, x0(), eps, n, 7))
+    assert torch.equal(cache.run(cache.get(0.1, 64), 5), reference(5))
+    assert seen == [1] * 5 and torch.get_num_threads() == threads

@@ -100,6 +100,10 @@ class LangevinChain:
         return torch.stack(self.paths[: n_steps + 1])
 
 
+def _one_torch_thread() -> None:
+    torch.set_num_threads(1)  # for the calling (worker) thread only
+
+
 class ChainCache:
     """The last ``size`` chains by ε; a chain with at least n particles serves any n (by slicing).
 
@@ -108,13 +112,18 @@ class ChainCache:
     background thread while the student looks at the current frame (e.g. for the ε one slider step
     away); a new prefetched chain enters the cache only once it is computed, so it never makes a
     slider move wait for work that move did not need.
+
+    Chains run in worker threads limited to one torch thread each (:meth:`run`): the tensors are
+    tiny, and torch's intra-op threads on a busy CPU made each step 10-20× slower (measured on a
+    2-core machine under load; the setting is per thread, so the notebook's own torch is untouched).
     """
 
     def __init__(self, make: Callable[[float, int], LangevinChain], size: int = 8):
         self.make, self.size = make, size
         self.chains: OrderedDict[str, LangevinChain] = OrderedDict()
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # background (prefetch)
+        self._foreground: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
 
     @staticmethod
@@ -140,13 +149,21 @@ class ChainCache:
         while len(self.chains) > self.size:
             self.chains.popitem(last=False)
 
+    def run(self, chain: LangevinChain, n_steps: int) -> Tensor | None:
+        """``chain.run_to(n_steps)`` in the single-torch-thread foreground worker; waits for it."""
+        if self._foreground is None:
+            self._foreground = ThreadPoolExecutor(max_workers=1, initializer=_one_torch_thread,
+                                                  thread_name_prefix="langevin")
+        return self._foreground.submit(chain.run_to, n_steps).result()
+
     def prefetch(self, jobs: Iterable[tuple[float, int]], n_steps: int) -> None:
         """Compute x_K (K = n_steps) for each (ε, n particles) in ``jobs``, in order, in the background.
 
         Work queued by an earlier call and not started yet is dropped (the student moved on).
         """
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="langevin-prefetch")
+            self._pool = ThreadPoolExecutor(max_workers=1, initializer=_one_torch_thread,
+                                            thread_name_prefix="langevin-prefetch")
         for f in self._pending:
             f.cancel()
         self._pending = [self._pool.submit(self._compute, s, n, n_steps) for s, n in jobs]

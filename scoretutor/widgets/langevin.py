@@ -101,7 +101,7 @@ class LangevinExplorer(Explorer):
         # Runs are cached by ε (see scoretutor.widgets.chains): moving K extends or replays a cached
         # run, fewer particles slice it, and the runs for the neighbouring ε are prefetched.
         chain = self._cache.get(step_size, n_particles)
-        x = chain.run_to(n_steps)
+        x = self._cache.run(chain, n_steps)
         if hasattr(self, "sliders"):  # likely next moves: ε ± one slider step, then more particles
             more = self.sliders["n_particles"]
             jobs = [(e, chain.n) for e in self._neighbours(step_size)]
