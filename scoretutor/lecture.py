@@ -25,13 +25,16 @@ class RunNote:
     gpu: str
 
 
-# number prefix -> run note (2-core CPU, no GPU; fast = SCORETUTOR_FAST=1 as in CI, full = the lecture)
+# number prefix -> run note (2-core CPU, no GPU; fast = SCORETUTOR_FAST=1 as in CI, full = the lecture).
+# Fill in from `python -m scoretutor export html NN [--full] --out /tmp/x` (it prints each time)
+# on an otherwise idle machine; "not measured yet" is shown until then.
 RUN_NOTES: dict[str, RunNote] = {
-    "00": RunNote("seconds", "seconds", "—"),
-    "01": RunNote("≈ 0.5 min", "≈ 1 min", "not needed"),
-    "02": RunNote("≈ 1 min", "≈ 3 min", "not needed (small 2-D models)"),
-    "03": RunNote("≈ 1 min", "≈ 3 min", "not needed"),
-    "04": RunNote("≈ 1.5 min", "≈ 6 min", "optional: trains the noise-conditional model faster"),
+    "00": RunNote("seconds", "seconds", "not needed"),
+    "01": RunNote("not measured yet", "≈ 3 min (179 s, measured on a shared, busy 2-core machine)",
+                  "not needed (2-D toys)"),
+    "02": RunNote("not measured yet", "not measured yet", "not needed (small 2-D models)"),
+    "03": RunNote("not measured yet", "not measured yet", "not needed (2-D toys)"),
+    "04": RunNote("not measured yet", "not measured yet", "not needed (small 2-D models)"),
 }
 
 
