@@ -122,3 +122,98 @@ def mode_fractions(x: Tensor, modes) -> ModeFractions:
     n = x.shape[0]
     f = counts.to(x.dtype) / n
     return ModeFractions(f, (f * (1 - f) / n).sqrt(), counts)
+
+
+# ==================================================================================================
+# Image-sample quality (issue 9): classifier confidence, label entropy, Fréchet distance between
+# Gaussian fits of features, nearest-neighbour distances (memorisation). The MNIST protocol that
+# combines them with the shipped classifier and the test-set split is in scoretutor.quality.
+# ==================================================================================================
+def confident_fraction(probs: Tensor, threshold: float = 0.9) -> float:
+    """#{i : max_k p_i(k) > threshold} / N for class probabilities ``probs`` of shape (N, K)."""
+    if not isinstance(probs, Tensor) or probs.ndim != 2 or probs.shape[0] < 1:
+        raise ValueError(f"probs must be a (N, K) tensor of class probabilities, got {probs!r:.60}")
+    if not 0 <= threshold < 1:
+        raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
+    return (probs.max(1).values > threshold).float().mean().item()
+
+
+def label_entropy(labels: Tensor, n_classes: int = 10) -> float:
+    """H(h) / log K of the histogram h of integer labels in 0..K−1: 1 when every class is equally
+    frequent, 0 when all labels are the same (H(h) = −Σ_k h_k log h_k, with 0 log 0 = 0)."""
+    n_classes = count(n_classes, "n_classes", 2)
+    if not isinstance(labels, Tensor) or labels.ndim != 1 or labels.numel() < 1 \
+            or labels.is_floating_point():
+        raise ValueError(f"labels must be a 1-D integer tensor with at least one entry, got {labels!r:.60}")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got range "
+                         f"{int(labels.min())}..{int(labels.max())}")
+    h = torch.bincount(labels.long(), minlength=n_classes).double() / labels.numel()
+    h = h[h > 0]
+    return (-(h * h.log()).sum() / math.log(n_classes)).item()
+
+
+def gaussian_fit(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased covariance (divisor N − 1) of features (N, D), in float64."""
+    f = _flat(features, "features").double()
+    if f.shape[0] < 2:
+        raise ValueError(f"a Gaussian fit needs at least 2 points, got {f.shape[0]}")
+    mu = f.mean(0)
+    c = f - mu
+    return mu, c.T @ c / (f.shape[0] - 1)
+
+
+def _sqrtm_psd(a: Tensor) -> Tensor:
+    """Symmetric square root of a symmetric positive semi-definite matrix by eigendecomposition."""
+    w, v = torch.linalg.eigh((a + a.T) / 2)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
+
+
+def frechet_distance_gaussians(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> float:
+    """Squared Fréchet (2-Wasserstein) distance between N(μ₁, Σ₁) and N(μ₂, Σ₂), as in FID:
+
+        d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}.
+
+    tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2} = tr (Σ₁Σ₂)^{1/2} (same eigenvalues), computed from the
+    eigenvalues of the symmetric PSD matrix Σ₁^{1/2} Σ₂ Σ₁^{1/2}, in float64.
+    """
+    mu1, mu2, cov1, cov2 = (t.detach().double().cpu() for t in (mu1, mu2, cov1, cov2))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or cov1.shape != (d, d) or cov2.shape != (d, d):
+        raise ValueError(f"need means (D,) and covariances (D, D) of one D, got {tuple(mu1.shape)}, "
+                         f"{tuple(cov1.shape)}, {tuple(mu2.shape)}, {tuple(cov2.shape)}")
+    s1 = _sqrtm_psd(cov1)
+    m = s1 @ cov2 @ s1
+    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    value = (mu1 - mu2).pow(2).sum() + cov1.trace() + cov2.trace() - 2 * tr_sqrt
+    return max(value.item(), 0.0)
+
+
+def frechet_distance(x: Tensor, y: Tensor) -> float:
+    """Squared Fréchet distance between Gaussian fits of two feature samples (N, D) and (M, D).
+
+    The estimate is biased upwards at finite N (it is > 0 even for two samples of one
+    distribution), so compare only figures computed at the same sample sizes.
+    """
+    x, y = _pair(x, y)
+    return frechet_distance_gaussians(*gaussian_fit(x), *gaussian_fit(y))
+
+
+def nearest_distances(x: Tensor, reference: Tensor, chunk: int = 512) -> Tensor:
+    """min_j ‖x_i − r_j‖ (Euclidean, over flattened points) for each row of x, computed in chunks.
+
+    The nearest r_j is found with ‖a − b‖² = ‖a‖² − 2a·b + ‖b‖² (one matrix product per chunk);
+    its distance is then recomputed directly as ‖x_i − r_j‖, so an exact copy gives exactly 0
+    (the expansion alone loses ~1e-7·‖a‖² to cancellation).
+    """
+    x, reference = _pair(x, reference)
+    ref_sq = reference.pow(2).sum(1)
+    out = []
+    for start in range(0, x.shape[0], chunk):
+        xs = x[start:start + chunk]
+        nearest = (ref_sq - 2 * xs @ reference.T).argmin(1)  # ‖x_i‖² is the same for every j
+        out.append((xs - reference[nearest]).norm(dim=1))
+    return torch.cat(out)
+
+__all__ += ["confident_fraction", "label_entropy", "gaussian_fit", "frechet_distance",
+            "frechet_distance_gaussians", "nearest_distances"]

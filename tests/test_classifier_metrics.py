@@ -1,0 +1,247 @@
+"""The MNIST judge (shipped classifier), the image-quality metrics and the quality-table protocol.
+
+Each metric is checked against an independent computation: closed forms for the Fréchet distance
+of Gaussians, hand-computed entropies and fractions, brute-force nearest neighbours.
+"""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from scoretutor import metrics
+from scoretutor.classifier import (
+    METADATA,
+    WEIGHTS,
+    DigitClassifier,
+    _default_dir,
+    accuracy,
+    augment,
+    classify,
+    load_classifier,
+    save_classifier,
+)
+from scoretutor.data import load_shipped_mnist
+from scoretutor.quality import format_quality_table, mnist_quality
+
+
+@pytest.fixture(scope="module")
+def test_digits():
+    return load_shipped_mnist("test")
+
+
+@pytest.fixture(scope="module")
+def train_digits():
+    return load_shipped_mnist("train")
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return load_classifier(device="cpu")
+
+
+# -- metrics against independent computations ------------------------------------------------------
+def test_confident_fraction_counts_strictly_above_the_threshold():
+    probs = torch.tensor([[0.95, 0.05], [0.9, 0.1], [0.5, 0.5], [0.01, 0.99]])
+    assert metrics.confident_fraction(probs, 0.9) == 0.5  # 0.95 and 0.99; 0.9 is not > 0.9
+    assert metrics.confident_fraction(probs, 0.0) == 1.0
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.confident_fraction(probs, 1.0)
+    with pytest.raises(ValueError, match="probs must be"):
+        metrics.confident_fraction(torch.ones(3))
+
+
+def test_label_entropy_of_known_histograms():
+    assert metrics.label_entropy(torch.arange(10).repeat(7)) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.label_entropy(torch.full((50,), 3)) == 0.0
+    # h = (1/3, 2/3) on two of ten classes: H = log 3 − (2/3) log 2
+    h = (math.log(3) - 2 / 3 * math.log(2)) / math.log(10)
+    assert metrics.label_entropy(torch.tensor([4, 7, 7, 4, 7, 7])) == pytest.approx(h, abs=1e-12)
+    with pytest.raises(ValueError, match="labels must lie in 0..9"):
+        metrics.label_entropy(torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match="integer"):
+        metrics.label_entropy(torch.tensor([0.0, 1.0]))
+
+
+def test_gaussian_fit_matches_numpy():
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    mu, cov = metrics.gaussian_fit(x)
+    assert np.allclose(mu.numpy(), x.double().numpy().mean(0))
+    assert np.allclose(cov.numpy(), np.cov(x.double().numpy(), rowvar=False))
+
+
+def test_frechet_distance_in_one_dimension_is_the_closed_form():
+    # W₂²(N(m₁, s₁²), N(m₂, s₂²)) = (m₁ − m₂)² + (s₁ − s₂)²
+    d = metrics.frechet_distance_gaussians(torch.tensor([1.0]), torch.tensor([[4.0]]),
+                                           torch.tensor([-0.5]), torch.tensor([[0.25]]))
+    assert d == pytest.approx(1.5**2 + (2 - 0.5) ** 2, rel=1e-12)
+
+
+def test_frechet_distance_of_commuting_covariances():
+    # diagonal Σ₁ = diag(a), Σ₂ = diag(b): d² = ‖μ₁ − μ₂‖² + Σ_k (√a_k − √b_k)², also after a
+    # common rotation Q (which leaves d² unchanged but makes the matrices non-diagonal)
+    g = torch.Generator().manual_seed(1)
+    draw = lambda f: f(6, generator=g, dtype=torch.float64)
+    a, b, mu1, mu2 = draw(torch.rand) + 0.1, draw(torch.rand), draw(torch.randn), draw(torch.randn)
+    expected = ((mu1 - mu2) ** 2).sum() + ((a.sqrt() - b.sqrt()) ** 2).sum()
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    got = metrics.frechet_distance_gaussians(q @ mu1, q @ a.diag() @ q.T, q @ mu2, q @ b.diag() @ q.T)
+    assert got == pytest.approx(expected.item(), rel=1e-10)
+
+
+def test_frechet_distance_of_non_commuting_2x2_covariances():
+    # For a 2×2 matrix M with nonnegative eigenvalues, tr √M = √(tr M + 2√det M)
+    # (√M = (M + √det M · I)/√(tr M + 2√det M)); here M = Σ₁Σ₂, whose eigenvalues are ≥ 0.
+    s1 = torch.tensor([[2.0, 0.9], [0.9, 1.0]], dtype=torch.float64)
+    s2 = torch.tensor([[0.5, -0.3], [-0.3, 3.0]], dtype=torch.float64)
+    mu1, mu2 = torch.tensor([0.3, -1.0], dtype=torch.float64), torch.tensor([1.0, 2.0], dtype=torch.float64)
+    m = s1 @ s2
+    tr_sqrt = math.sqrt(m.trace().item() + 2 * math.sqrt(torch.linalg.det(m).item()))
+    expected = ((mu1 - mu2) ** 2).sum().item() + s1.trace().item() + s2.trace().item() - 2 * tr_sqrt
+    got = metrics.frechet_distance_gaussians(mu1, s1, mu2, s2)
+    assert got == pytest.approx(expected, rel=1e-10)
+    assert metrics.frechet_distance_gaussians(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-10)
+    assert metrics.frechet_distance_gaussians(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-12)
+
+
+def test_frechet_distance_of_samples_uses_their_gaussian_fits():
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(300, 3, generator=g), 2 + torch.randn(200, 3, generator=g) * 0.5
+    fit = lambda z: (torch.tensor(z.mean(0)), torch.tensor(np.cov(z, rowvar=False)))
+    expected = metrics.frechet_distance_gaussians(*fit(x.double().numpy()), *fit(y.double().numpy()))
+    assert metrics.frechet_distance(x, y) == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match="same number of features"):
+        metrics.frechet_distance(x, y[:, :2])
+
+
+def test_nearest_distances_match_brute_force():
+    g = torch.Generator().manual_seed(3)
+    x, ref = torch.rand(37, 1, 28, 28, generator=g), torch.rand(101, 1, 28, 28, generator=g)
+    ref[5] = x[7]  # an exact copy has distance 0
+    got = metrics.nearest_distances(x, ref, chunk=10)
+    xs, rs = x.flatten(1).double().numpy(), ref.flatten(1).double().numpy()
+    brute = np.array([min(np.sqrt(((xi - r) ** 2).sum()) for r in rs) for xi in xs])
+    # float32 sums of 784 squares ~0.1 each: relative rounding ~1e-6
+    assert np.allclose(got.numpy(), brute, rtol=1e-5, atol=0)
+    assert got[7] == 0
+
+
+# -- the shipped classifier --------------------------------------------------------------------
+def test_shipped_classifier_is_small_and_documented(judge):
+    folder = _default_dir()
+    size = (folder / WEIGHTS).stat().st_size + (folder / METADATA).stat().st_size
+    assert size < 400_000
+    meta = json.loads((folder / METADATA).read_text())
+    assert meta["trained_on"]["count"] == 10_000 and meta["trained_on"]["split"] == "train"
+    assert meta["parameters"] == sum(p.numel() for p in judge.parameters()) < 100_000
+    assert meta["test_accuracy"] >= 0.98
+
+
+def test_shipped_classifier_test_accuracy(judge, test_digits):
+    # Measured again on all 10,000 test digits (never seen in training); the figure in the
+    # metadata was measured the same way, so only CPU-kernel rounding can move it (a few digits).
+    acc = accuracy(judge, *test_digits)
+    meta = json.loads((_default_dir() / METADATA).read_text())
+    assert acc >= 0.98
+    assert abs(acc - meta["test_accuracy"]) <= 5e-4
+
+
+def test_classify_returns_probabilities_and_features(judge, test_digits):
+    probs, feats = classify(judge, test_digits[0][:64], batch_size=25)
+    assert probs.shape == (64, 10) and feats.shape == (64, judge.config["n_features"])
+    assert torch.allclose(probs.sum(1), torch.ones(64), atol=1e-5) and (feats >= 0).all()
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        judge.features(torch.zeros(2, 28, 28))
+
+
+def test_save_and_load_round_trip_and_mismatch(tmp_path, judge):
+    save_classifier(judge, tmp_path / "c", {"note": "test"})
+    again = load_classifier(tmp_path / "c", device="cpu")
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again(x), judge.cpu()(x))
+    meta = json.loads((tmp_path / "c" / "classifier.json").read_text())
+    meta["architecture"]["n_features"] = 32
+    (tmp_path / "c" / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="do not match its metadata"):
+        load_classifier(tmp_path / "c")
+    shutil.rmtree(tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="no classifier in"):
+        load_classifier(tmp_path / "c")
+
+
+def test_augment_without_distortion_is_the_identity():
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    same = augment(x, torch.Generator().manual_seed(1), max_shift=0, max_degrees=0, max_zoom=0)
+    # grid coordinates are rounded in float32 (~28·6e-8 px), pixel differences are ≤ 1 per px
+    assert torch.allclose(same, x, atol=1e-5)
+    moved = augment(x, torch.Generator().manual_seed(1))
+    assert moved.shape == x.shape and not torch.allclose(moved, x)
+
+
+def test_classifier_init_is_seeded_and_leaves_the_global_rng_alone():
+    from scoretutor.classifier import train_classifier
+
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8)
+    state = torch.get_rng_state()
+    a = train_classifier(x, y, epochs=1, batch_size=4, seed=5, device="cpu")
+    assert torch.equal(torch.get_rng_state(), state)
+    b = train_classifier(x, y, epochs=1, batch_size=4, seed=5, device="cpu")
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert isinstance(a, DigitClassifier)
+
+
+# -- the quality table protocol ----------------------------------------------------------------------
+def _quality(samples, judge, train_digits, test_digits, **kw):
+    return {r["metric"]: r for r in mnist_quality(samples, train_images=train_digits[0], classifier=judge,
+                                                  test_images=test_digits[0], **kw)}
+
+
+@pytest.fixture(scope="module")
+def few(train_digits, test_digits):
+    """Fewer digits for the protocol tests that need no full-size figures (faster): 3,000 training
+    and 2,000 test digits (reference and baseline halves of 1,000)."""
+    return (train_digits[0][:3000], None), (test_digits[0][:2000], None)
+
+
+def test_real_test_digits_score_like_the_real_baseline(judge, few):
+    # Samples = 300 test digits of the baseline half, drawn like the baseline subsets: their figures
+    # are one more draw of the same statistics. (x − mean)/sd over 6 subsets is then ≈ √(7/6)·t₅,
+    # and P(|t₅| > 5/√(7/6) = 4.6) ≈ 0.6 % per figure: a 5-sd bound fails only for a broken protocol.
+    from scoretutor.data import mnist_split_indices
+
+    _, base = mnist_split_indices(2000, seed=0)  # the protocol's split of the 2,000 test digits
+    idx = base[torch.randperm(len(base), generator=torch.Generator().manual_seed(99))[:300]]
+    rows = _quality(few[1][0][idx], judge, *few, n_subsets=6)
+    for key in ["confident", "entropy", "frechet", "nearest_train"]:
+        r = rows[key]
+        assert r["n"] == 300 and r["n_subsets"] == 6 and r["real_min"] <= r["real_mean"] <= r["real_max"]
+        assert abs(r["samples"] - r["real_mean"]) <= 5 * r["real_std"] + 1e-9, (key, r)
+    assert rows["confident"]["real_mean"] > 0.8 and rows["entropy"]["real_mean"] > 0.97
+    table = format_quality_table(list(rows.values()))
+    assert table.count("\n") == 5 and "Fréchet" in table and "6 subsets of 300" in table
+
+
+def test_quality_table_flags_noise_and_copies(judge, few):
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(200, 1, 28, 28, generator=g)
+    rows = _quality(noise, judge, *few, n_subsets=3)
+    assert rows["frechet"]["samples"] > 5 * rows["frechet"]["real_mean"]
+    assert rows["confident"]["samples"] < rows["confident"]["real_min"]
+    copies = few[0][0][torch.randperm(3000, generator=g)[:200]]
+    rows = _quality(copies, judge, *few, n_subsets=3)
+    assert rows["nearest_train"]["samples"] == 0 < rows["nearest_train"]["real_min"]
+
+
+def test_quality_validates_samples(judge, few):
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        _quality(torch.zeros(10, 28, 28), judge, *few)
+    with pytest.raises(ValueError, match="<= 1000"):
+        _quality(torch.zeros(1001, 1, 28, 28), judge, *few)
+    with pytest.raises(ValueError, match="non-finite"):
+        _quality(torch.full((10, 1, 28, 28), math.nan), judge, *few)
+    with pytest.raises(ValueError, match="no rows"):
+        format_quality_table([])
