@@ -42,14 +42,14 @@ def test_exported_notebook_opens_offline(page, exported, fmt):
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
     # MathJax 3 typesets asynchronously: wait until it reports it is done
-    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=180_000)
     page.evaluate("() => MathJax.startup.promise")
     title = "Energy-based models and the score"
     assert title in page.title()
     assert page.get_by_text(title).count() >= 1, "the notebook's title is not in the page"
     assert page.locator("mjx-container").count() > 0, "no formula was typeset by MathJax"
     if fmt == "slides":
-        page.wait_for_selector(".reveal.ready", timeout=30_000)  # reveal.js adds "ready" once initialised
+        page.wait_for_selector(".reveal.ready", timeout=180_000)  # reveal.js adds "ready" once initialised
         assert page.locator(".reveal .slides section.present").count() >= 1, "reveal.js shows no slide"
     shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("L"), dtype=float)
     assert shot.std() > 5, "the screenshot is blank"
