@@ -83,6 +83,10 @@ class ConsoleLog:
 def page(browser, request):
     """A fresh 1400×1000 page (device pixel ratio 1); screenshot saved if the test fails."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    # hang guards, not speed checks: on a 2-core machine shared by many jobs (load ~20) even loading
+    # a local 1 MB page took over Playwright's default 30 s
+    context.set_default_timeout(180_000)
+    context.set_default_navigation_timeout(180_000)
     pg = context.new_page()
     pg.console = ConsoleLog(pg)
     yield pg
