@@ -10,7 +10,9 @@
    machine slows both alike; median over rounds. Target: ScoreUNet ≥ reference.
 2. Sampling time of 64 images with the default settings (annealed Langevin, NCSNv2 grid, final
    denoising step) for both networks (same number of network calls). Target: ≤ 30 s on the CPU.
-3. With ``--quality N``: the quality table of N samples from the shipped checkpoint.
+3. Notebook 05's ε/T explorer (8 images, 20 levels): update time of a newly computed frame (median and
+   max over the slider settings visited) and of a cached one. Target: ≤ 200 ms where possible.
+4. With ``--quality N``: the quality table of N samples from the shipped checkpoint.
 """
 
 from __future__ import annotations
@@ -103,6 +105,18 @@ def main() -> None:
     for name, m in (("ScoreUNet (shipped)", model), ("ScoreNet (reference)", reference)):
         m.eval()
         print(f"  {name:30s} {sampling_time(m, settings):6.1f} s (target <= 30 s)")
+
+    from scoretutor.widgets.mnist import MNISTSamplerExplorer
+
+    explorer = MNISTSamplerExplorer(model, card, n=8, n_levels=20)
+    computed = []
+    for factor, T in ((1.0, 1), (2.0, 1), (4.0, 1), (1.0, 2), (2.0, 2), (1.0, 3), (2.0, 3)):
+        explorer.update(factor=factor, T=T)
+        computed.append(explorer.last_update_s)
+    explorer.update(factor=1.0, T=1)
+    median_ms, max_ms = statistics.median(computed) * 1e3, max(computed) * 1e3
+    print(f"\nexplorer (8 images, 20 levels): computed frame median {median_ms:.0f} ms, max {max_ms:.0f} ms; "
+          f"cached frame {explorer.last_update_s * 1e3:.0f} ms")
 
     if args.quality:
         from scoretutor.quality import format_quality_table, mnist_quality

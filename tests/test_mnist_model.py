@@ -228,7 +228,8 @@ def test_cli_sample_writes_float32_images_in_the_unit_interval(tmp_path, capsys)
 def test_shipped_checkpoint_is_the_default_architecture_trained_within_30_minutes():
     model, card = mnist.load_pretrained(device="cpu")
     assert card["model"]["config"] == json.loads(json.dumps(mnist.make_model().config))
-    for key in ("sigma_min", "sigma_max", "ema_decay", "steps", "seed", "torch_version", "git_commit", "command"):
+    for key in ("sigma_min", "sigma_max", "ema_decay", "steps", "seed", "torch_version", "git_commit",
+                "command"):
         assert key in card, key
     assert card["wall_time_s"] <= 30 * 60 and card["data"]["split"] == "train"
     assert card["command"].startswith("python -m scoretutor train mnist")
