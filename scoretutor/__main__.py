@@ -15,6 +15,10 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("scoretutor.train_cli", "train the MNIST score model: train mnist --steps N --out DIR"),
+    "sample": ("scoretutor.sample_cli", "draw MNIST digits: sample mnist --n N --seed S --out FILE.npy"),
+    "explore": ("scoretutor.explore", "serve the σ/ε explorers as a page without code (Voilà, 127.0.0.1)"),
+    "export": ("scoretutor.export", "run notebooks, export reveal.js slides / HTML handouts (offline)"),
 }
 
 

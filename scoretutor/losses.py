@@ -18,6 +18,7 @@ detached value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -210,3 +211,37 @@ def ncsn_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigmas: Sequ
     s = checks.call_score(model, x_noisy, sigma, name="model")
     per_example = 0.5 * checks.sq_norm(s + (x_noisy - x) / sigma_b**2)
     return (_weights(sigma, weighting) * per_example).mean()
+
+
+# =============================================================================================
+# Continuous noise levels (issue 9): σ ~ log-uniform on [σ_min, σ_max]
+# =============================================================================================
+def log_uniform_sigmas(n: int, sigma_min: float, sigma_max: float,
+                       generator: torch.Generator | None = None, device=None,
+                       dtype: torch.dtype | None = None) -> Tensor:
+    """n draws of σ = exp(U), U ~ Uniform[log σ_min, log σ_max] (density ∝ 1/σ on [σ_min, σ_max]).
+
+    Drawn on the generator's device and moved to ``device``.
+    """
+    n = checks.count(n, "n", 1)
+    if not (0 < sigma_min < sigma_max and math.isfinite(sigma_max)):
+        raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min={sigma_min}, "
+                         f"sigma_max={sigma_max}")
+    u = torch.rand(n, generator=generator, device=generator_device(generator, device),
+                   dtype=dtype or torch.get_default_dtype())
+    lo, hi = math.log(sigma_min), math.log(sigma_max)
+    return torch.exp(lo + (hi - lo) * u).to(device if device is not None else u.device)
+
+
+def continuous_ncsn_loss(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigma_min: float,
+                         sigma_max: float, weighting: str | Callable[[Tensor], Tensor] = "sigma2",
+                         generator: torch.Generator | None = None) -> Tensor:
+    """The NCSN objective with σ drawn continuously: E_{σ ∼ logU[σ_min, σ_max]} λ(σ) DSM_σ.
+
+    One σ_n per example (:func:`log_uniform_sigmas`), then :func:`ncsn_loss` with those levels;
+    the same model then serves any geometric grid inside [σ_min, σ_max] and the VE-SDE samplers.
+    """
+    x = checks.batch(x)
+    sig = log_uniform_sigmas(x.shape[0], sigma_min, sigma_max, generator, device=x.device, dtype=x.dtype)
+    return ncsn_loss(model, x, sig, weighting=weighting, generator=generator,
+                     levels=torch.arange(x.shape[0], device=x.device))

@@ -227,3 +227,27 @@ def plot_fractions(ax: plt.Axes, fractions: dict[str, tuple[float, float]], targ
     ax.set(ylabel=ylabel, ylim=(0, max(0.65, 1.2 * max(vals))))
     ax.legend(fontsize=8)
     return bars
+
+
+# =============================================================================================
+# Images (issue 9): digits as one grid image
+# =============================================================================================
+def image_grid(x: Tensor, cols: int = 8) -> np.ndarray:
+    """(N, 1, H, W) → one (rows·H, cols·W) array, row by row, empty cells padded with 0."""
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"expected images of shape (N, 1, H, W), got {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    cols = max(1, min(int(cols), n))
+    rows = -(-n // cols)
+    pad = torch.zeros(rows * cols - n, 1, h, w, dtype=x.dtype)
+    full = torch.cat([x.detach().cpu(), pad]).reshape(rows, cols, h, w)
+    return full.permute(0, 2, 1, 3).reshape(rows * h, cols * w).float().numpy()
+
+
+def plot_digits(ax: plt.Axes, x: Tensor, cols: int = 8, title: str | None = None) -> plt.Axes:
+    """Show (N, 1, H, W) images in [0, 1] as a grid, white on black, without axes."""
+    ax.imshow(image_grid(x, cols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax

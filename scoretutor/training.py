@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,13 +38,15 @@ Data = Tensor | Callable[[int, torch.Generator], Tensor]
 
 
 def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, history: list[float],
-          generator: torch.Generator) -> None:
+          generator: torch.Generator, ema: nn.Module | None = None) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "history": list(history),
         "generator": generator.get_state(),
     }
+    if ema is not None:
+        state["ema"] = ema.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -54,7 +57,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None,
         progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int = 500, grad_clip: float | None = None, weight_decay: float = 0.0,
-        desc: str = "training", mixed_precision: bool = False) -> list[float]:
+        desc: str = "training", mixed_precision: bool = False, ema: nn.Module | None = None,
+        on_checkpoint: Callable[[int], None] | None = None, time_limit_s: float | None = None) -> list[float]:
     """Minimise ``loss_fn(model, batch, generator)`` with Adam for ``n_steps``; return the loss history.
 
     Args:
@@ -64,6 +68,13 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         checkpoint_path: save/resume file (see module docstring).
         grad_clip: clip the global gradient norm to this value (None = no clipping).
         mixed_precision: compute the loss under bf16 autocast — on CUDA only; elsewhere it is ignored.
+        ema: an exponential moving average of the weights, θ̄ ← β θ̄ + (1 − β) θ after every step,
+            e.g. ``AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(β))``
+            (``torch.optim.swa_utils``); it is updated, saved in the checkpoint and resumed with it.
+        on_checkpoint: called as ``on_checkpoint(steps_done)`` after every checkpoint save (and at
+            the end), e.g. to export the weights.
+        time_limit_s: stop (cleanly, as after Ctrl-C) once this many seconds have passed in this
+            call; the history is shorter than ``n_steps`` and a later call resumes from the checkpoint.
     """
     n_steps = count(n_steps, "n_steps", 0)
     batch_size = count(batch_size, "batch_size", 1)
@@ -72,6 +83,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         raise ValueError(f"lr must be positive, got {lr}")
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
+    if ema is not None:
+        ema.to(device)
     if isinstance(data, Tensor):
         if data.ndim < 1 or data.shape[0] < 1:
             raise ValueError(f"data tensor must have shape (N, ...) with N >= 1, got {tuple(data.shape)}")
@@ -90,8 +103,14 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     history: list[float] = []
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     if path is not None and path.exists():
-        state = torch.load(path, map_location=device, weights_only=False)
+        state = torch.load(path, map_location=device, weights_only=True)
+        if (ema is not None) != ("ema" in state):
+            kind = "with" if "ema" in state else "without"
+            raise ValueError(f"checkpoint {path} was written {kind} an EMA of the weights; "
+                             f"resume it {kind} one")
         model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         history = list(state["history"])
         generator.set_state(state["generator"].cpu())
@@ -101,8 +120,13 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     model.train()
     step_start_state = None
     bar = tqdm(range(start, n_steps), desc=desc, disable=not show, initial=start, total=n_steps)
+    t_start = time.perf_counter()
     try:
         for step in bar:
+            if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
+                print(f"fit: time limit of {time_limit_s:.0f} s reached after {len(history)} "
+                      f"of {n_steps} steps")
+                break
             step_start_state = generator.get_state()
             batch = draw(batch_size, generator)
             with autocast(device, enabled=mixed_precision):
@@ -115,11 +139,15 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             history.append(value)
             if show and (step % 50 == 0 or step == n_steps - 1):
                 bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
             if path is not None and (step + 1) % checkpoint_every == 0:
-                _save(path, model, opt, history, generator)
+                _save(path, model, opt, history, generator, ema)
+                if on_checkpoint is not None:
+                    on_checkpoint(len(history))
     except KeyboardInterrupt:
         if len(history) < n_steps and step_start_state is not None:
             generator.set_state(step_start_state)  # rewind the unfinished step, so a resume is exact
@@ -128,8 +156,12 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     finally:
         bar.close()
     if path is not None:
-        _save(path, model, opt, history, generator)
+        _save(path, model, opt, history, generator, ema)
+    if on_checkpoint is not None:
+        on_checkpoint(len(history))
     model.eval()
+    if ema is not None:
+        ema.eval()
     return history
 
 

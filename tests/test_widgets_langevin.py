@@ -33,8 +33,10 @@ def test_first_frame_and_static_fallback(explorer):
 
 def test_update_recomputes_the_same_chain_as_the_sampler(explorer):
     explorer.update(step_size=0.1, n_steps=30, n_particles=150)
-    expected = langevin(explorer.score_fn, explorer.x0[:150], 0.1, 30,
-                        generator=torch.Generator().manual_seed(explorer.seed + 1)).x
+    # every particle's noise is drawn as for the full max_particles run (so the particles slider
+    # slices one run): the first 150 particles of that run
+    expected = langevin(explorer.score_fn, explorer.x0, 0.1, 30,
+                        generator=torch.Generator().manual_seed(explorer.seed + 1)).x[:150]
     torch.testing.assert_close(explorer.samples, expected)
     np.testing.assert_allclose(explorer.points.get_offsets(), expected.numpy(), rtol=1e-6)
     # trajectories: K + 1 points per drawn path, starting at x0 and ending at the sample

@@ -108,6 +108,7 @@ class Explorer:
         controls = widgets.VBox(list(self.sliders.values()))
         children = [controls, self.image] + ([self.status] if self.status is not None else [])
         self.view = widgets.VBox(children)
+        self.view.add_class("scoretutor-explorer")  # how the browser test (tests/browser) finds explorers
         self._render()
         if self.fig.get_layout_engine() is not None:  # freeze the first frame's layout
             self.fig.set_layout_engine(None)

@@ -1,0 +1,132 @@
+"""MNIST score model: training speed and sampling time beside the tutorial ScoreNet; the quality table.
+
+    python benchmarks/bench_mnist.py                  # on get_device() (SCORETUTOR_DEVICE to override)
+    python benchmarks/bench_mnist.py --threads 1      # a busy 2-core CPU: 1 thread avoids OpenMP stalls
+    python benchmarks/bench_mnist.py --quality 1000   # + the quality table of 1,000 samples (slow on a CPU)
+
+1. Training images/s at batch 64 (forward, DSM loss, backward, Adam step) for scoretutor's ScoreUNet
+   (the shipped architecture) and the reference ScoreNet of the score-SDE tutorial
+   (benchmarks/reference_scorenet.py), measured in alternating rounds in one run, so that a busy
+   machine slows both alike; median over rounds. Target: ScoreUNet ≥ reference.
+2. Sampling time of 64 images with the default settings (annealed Langevin, NCSNv2 grid, final
+   denoising step) for both networks (same number of network calls). Target: ≤ 30 s on the CPU.
+3. Notebook 05's ε/T explorer (8 images, 20 levels): update time of a newly computed frame (median and
+   max over the slider settings visited) and of a cached one. Target: ≤ 200 ms where possible.
+4. With ``--quality N``: the quality table of N samples from the shipped checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_scorenet import ReferenceScoreNet  # noqa: E402
+
+from scoretutor import mnist  # noqa: E402
+from scoretutor.device import get_device, make_generator  # noqa: E402
+from scoretutor.losses import continuous_ncsn_loss  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_throughput(models: dict, device: torch.device, batch: int = 64, steps: int = 8,
+                     rounds: int = 5) -> dict[str, float]:
+    """Median images/s over ``rounds`` alternating rounds of ``steps`` training steps per model."""
+    x = torch.rand(batch, 1, 28, 28, generator=make_generator(0)).round().to(device)
+    g = make_generator(1, device)
+    opts = {k: torch.optim.Adam(m.parameters(), 1e-3) for k, m in models.items()}
+
+    def step(k):
+        loss = continuous_ncsn_loss(models[k], x, 0.01, 16.0, generator=g)
+        opts[k].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[k].step()
+
+    for k in models:
+        for _ in range(3):
+            step(k)  # warm-up: oneDNN primitives, allocator
+    rates = {k: [] for k in models}
+    for _ in range(rounds):
+        for k in models:
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(k)
+            _sync(device)
+            rates[k].append(steps * batch / (time.perf_counter() - t0))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
+def sampling_time(model, settings, n: int = 64) -> float:
+    _sync(next(model.parameters()).device)
+    t0 = time.perf_counter()
+    mnist.sample(model, n, settings, seed=0, progress=False)
+    _sync(next(model.parameters()).device)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quality", type=int, default=0, help="samples for the quality table (0: skip)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = get_device()
+    print(f"device {device}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
+    torch.manual_seed(0)
+    models = {"ScoreUNet (scoretutor)": mnist.make_model().to(device),
+              "ScoreNet (tutorial reference)": ReferenceScoreNet().to(device)}
+    for name, m in models.items():
+        print(f"  {name:30s} {sum(p.numel() for p in m.parameters()) / 1e6:.3f} M parameters")
+
+    rates = train_throughput(models, device, rounds=args.rounds)
+    print("\ntraining, batch 64 (median of alternating rounds):")
+    for name, r in rates.items():
+        print(f"  {name:30s} {r:7.0f} images/s")
+    ours, ref = rates.values()
+    print(f"  ratio ScoreUNet / reference: {ours / ref:.2f} (target >= 1)")
+
+    model, card = mnist.load_pretrained(device=device)
+    settings = mnist.default_settings(card)
+    print(f"\nsampling 64 images, default settings (L={settings.n_levels}, T={settings.n_steps_each}, "
+          f"ε={settings.step_size:.3g}, {settings.n_score_evals} network calls):")
+    reference = models["ScoreNet (tutorial reference)"]
+    for name, m in (("ScoreUNet (shipped)", model), ("ScoreNet (reference)", reference)):
+        m.eval()
+        print(f"  {name:30s} {sampling_time(m, settings):6.1f} s (target <= 30 s)")
+
+    from scoretutor.widgets.mnist import MNISTSamplerExplorer
+
+    explorer = MNISTSamplerExplorer(model, card, n=8, n_levels=20)
+    computed = []
+    for factor, T in ((1.0, 1), (2.0, 1), (4.0, 1), (1.0, 2), (2.0, 2), (1.0, 3), (2.0, 3)):
+        explorer.update(factor=factor, T=T)
+        computed.append(explorer.last_update_s)
+    explorer.update(factor=1.0, T=1)
+    median_ms, max_ms = statistics.median(computed) * 1e3, max(computed) * 1e3
+    print(f"\nexplorer (8 images, 20 levels): computed frame median {median_ms:.0f} ms, max {max_ms:.0f} ms; "
+          f"cached frame {explorer.last_update_s * 1e3:.0f} ms")
+
+    if args.quality:
+        from scoretutor.quality import format_quality_table, mnist_quality
+
+        t0 = time.perf_counter()
+        samples = torch.cat([mnist.sample(model, min(500, args.quality - i), settings, seed=1000 + i)
+                             for i in range(0, args.quality, 500)])
+        print(f"\nquality of {args.quality} samples ({time.perf_counter() - t0:.0f} s to sample):")
+        print(format_quality_table(mnist_quality(samples)))
+
+
+if __name__ == "__main__":
+    main()

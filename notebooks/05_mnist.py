@@ -1,0 +1,292 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: slideshow,tags,jupyter,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 05 · Score-based generation of MNIST digits
+#
+# Everything from notebooks 02–04, now on real images ($D = 28 \times 28 = 784$ pixels):
+#
+# 1. the data, and the digits perturbed at each noise level — what the network sees;
+# 2. the noise levels $\sigma_1 < \dots < \sigma_L$ chosen by the NCSNv2 rules;
+# 3. a noise-conditional score network $\mathbf{s}_\theta(\mathbf{x}, \sigma)$ and how it is trained;
+# 4. annealed Langevin samples, judged against real test digits;
+# 5. inpainting, and an explorer for the step size $\epsilon$ and the steps per level $T$.
+
+# %% slideshow={"slide_type": "skip"}
+# %matplotlib inline
+import tempfile
+import time
+
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Markdown, display
+
+from scoretutor import fast_mode, get_device, mnist, pick
+from scoretutor.claims import check, check_less, check_true
+from scoretutor.data import load_mnist
+from scoretutor.exercises.mnist import check_denoise, check_log_uniform
+from scoretutor.plotting import plot_digits
+from scoretutor.quality import format_quality_table, mnist_quality
+from scoretutor.schedules import ncsnv2_gamma, num_levels, shell_overlap
+from scoretutor.widgets.mnist import MNISTSamplerExplorer
+
+device = get_device()
+t_start = time.time()
+print(f"device: {device}; fast mode: {fast_mode()}")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 1 · The data
+#
+# 10,000 MNIST training digits ship with the package (the full 60,000 are used when they are cached or can be
+# downloaded); the 10,000 official **test** digits are kept apart: the model never sees them, and every quality
+# figure below compares samples with them. Pixels are in $[0, 1]$.
+
+# %% slideshow={"slide_type": "-"}
+train_x, train_y = load_mnist("train", download=False)
+test_x, test_y = load_mnist("test")
+print(f"training digits {tuple(train_x.shape)}, test digits {tuple(test_x.shape)}")
+fig, ax = plt.subplots(figsize=(8, 2))
+plot_digits(ax, train_x[:32], cols=16, title="training digits: " + " ".join(map(str, train_y[:16].tolist())) + " …")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2 · What the network sees: digits perturbed at each noise level
+#
+# Training pairs are $\tilde{\mathbf{x}} = \mathbf{x} + \sigma\mathbf{z}$, $\mathbf{z} \sim \mathcal{N}(0, I)$. At small $\sigma$ the digit is
+# intact; at large $\sigma$ nothing of it is visible — yet the score of $p_\sigma$ there still points towards
+# "the average digit". (Shown clipped to $[0, 1]$; the network gets the unclipped values.)
+
+# %% slideshow={"slide_type": "-"}
+show_sigmas = [0.01, 0.1, 0.3, 1.0, 3.0, 15.0]
+g = torch.Generator().manual_seed(0)
+clean = test_x[:6]
+fig, axes = plt.subplots(1, len(show_sigmas), figsize=(12, 2.4))
+for ax, sigma in zip(axes, show_sigmas, strict=True):
+    noisy = clean + sigma * torch.randn(clean.shape, generator=g)
+    plot_digits(ax, noisy.clamp(0, 1), cols=3, title=f"σ = {sigma:g}")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 3 · The noise levels, by the NCSNv2 rules
+#
+# The deck numbers levels from small to large, $\sigma_1 < \dots < \sigma_L$; the 2019 paper (and NCSNv2) number them the
+# other way round. In code we write `sigma_max`, `sigma_min` and `sigmas` in the order the sampler visits them.
+#
+# * **Technique 1** — $\sigma_{\max}$ = the largest distance between two training digits, so that $p_{\sigma_{\max}}$ is one broad blob.
+# * **Technique 2** — consecutive levels overlap: the ratio $\gamma$ solves $\Phi(\sqrt{2D}(\gamma-1) + 3\gamma) - \Phi(\sqrt{2D}(\gamma-1) - 3\gamma) = \tfrac12$,
+#   and $L = 1 + \lceil \log(\sigma_{\max}/\sigma_{\min}) / \log\gamma \rceil$.
+# * **Technique 4** — the step size $\epsilon$ that keeps the Langevin chain's variance right after $T$ steps per level.
+#
+# $\sigma_{\min} = 0.01$: noise far below what the eye sees in an image whose pixels are 0 or 1.
+
+# %% slideshow={"slide_type": "-"}
+sigma_max = mnist.sigma_max_rule(train_x, max_points=pick(full=4096, fast=1024))
+gamma = ncsnv2_gamma(28 * 28)
+L = num_levels(sigma_max, mnist.SIGMA_MIN, gamma)
+print(f"σ_max = {sigma_max:.2f} (Technique 1),  γ = {gamma:.4f} (Technique 2),  L = {L} levels down to σ_min = 0.01")
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+check_true("σ_max is a distance between two digits: at most the largest possible, √784 = 28",
+           0 < sigma_max <= 28, f"σ_max = {sigma_max:.2f}")
+check("p_σ(i) mass in the 3-std shell of p_σ(i−1) at this γ (Technique 2)", shell_overlap(gamma, 28 * 28), 0.5, 1e-6)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 4 · The model: a small noise-conditional U-Net
+#
+# $\mathbf{s}_\theta(\mathbf{x}, \sigma) = F_\theta(c(\sigma)\,\mathbf{x}, \log\sigma)\,/\,\sigma$: the same call `model(x, sigma)` as the 2-D models of notebook 04.
+#
+# * the input is scaled by $c(\sigma) = 1/\sqrt{\sigma^2 + 0.5^2}$, so the network sees images of about unit size at every level;
+# * $\log\sigma$ enters through Fourier features and shifts/scales every residual block;
+# * the output is divided by $\sigma$, the size of the true score $-\mathbf{z}/\sigma$ (NCSNv2's scaling).
+#
+# A U-Net at 28 → 14 → 7 pixels, with few channels at full resolution, where convolutions are costly on a CPU.
+
+# %% slideshow={"slide_type": "-"}
+model, card = mnist.load_pretrained(device=device)
+n_params = sum(p.numel() for p in model.parameters())
+print(f"{type(model).__name__} {card['model']['config']['channels']} channels: {n_params:,} parameters")
+print(f"shipped checkpoint: {card['steps']:,} steps of batch {card['batch_size']} in {card['wall_time_s'] / 60:.0f} min "
+      f"on a {card['device']} ({card['data']['count']:,} training digits)")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 5 · Training: one loss for every noise level
+#
+# Each example gets its own level, drawn **continuously**: $\log\sigma \sim \mathcal{U}[\log\sigma_{\min}, \log\sigma_{\max}]$, and
+# $$\mathcal{L}(\theta) = \mathbb{E}_{\sigma}\, \sigma^2 \cdot \tfrac12\, \mathbb{E}_{\mathbf{x}, \mathbf{z}} \big\| \mathbf{s}_\theta(\mathbf{x} + \sigma\mathbf{z}, \sigma) + \mathbf{z}/\sigma \big\|^2,$$
+# the NCSN objective with $\lambda(\sigma) = \sigma^2$ — so the same network serves any grid of levels (and, in the next notebook, the SDE samplers).
+# `mnist.train` runs the shared `fit` loop with an EMA of the weights, gradient clipping, checkpoints and exact resume.
+# Here: a few steps on a small batch, to see the loop. The shipped model was trained with
+# `python -m scoretutor train mnist …` (see the README); set `TRAIN_FULL = True` to retrain it here.
+
+# %% slideshow={"slide_type": "-"}
+TRAIN_FULL = False  # True: retrain the shipped model here (about 25 minutes on a 2-core CPU)
+demo_dir = tempfile.mkdtemp()
+steps = card["steps"] if TRAIN_FULL else pick(full=60, fast=12)
+demo, _ = mnist.train(demo_dir, steps, train_x, batch_size=64 if TRAIN_FULL else 16, sigma_max=sigma_max,
+                      device=device, progress=TRAIN_FULL, checkpoint_every=max(steps, 1))
+history = torch.load(f"{demo_dir}/{mnist.TRAIN_STATE}", weights_only=True)["history"]
+print("loss every few steps:", [round(v, 1) for v in history[:: max(1, steps // 6)]])
+if TRAIN_FULL:
+    model = demo
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+# at initialisation the output layer is zero, so the loss is ½·784 = 392 per example; it falls within steps
+check_less("training loss after the demo steps (starts at ½·D = 392)", sum(history[-3:]) / 3, 392)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 6 · Annealed Langevin samples
+#
+# Start from $\mathcal{N}(0, \sigma_{\max}^2 I)$, run $T$ Langevin steps at every level with $\alpha_i = \epsilon\,\sigma_i^2/\sigma_{\min}^2$, and finish with one
+# **denoising step** $\mathbf{x} \leftarrow \mathbf{x} + \sigma_{\min}^2\,\mathbf{s}_\theta(\mathbf{x}, \sigma_{\min})$ (Tweedie's formula: the posterior mean of the clean image).
+# Defaults: the NCSNv2 grid (95 levels), $T = 3$, and $\epsilon$ twice the Technique-4 value — the best of $\tfrac12$…8 times it on
+# the quality table below (the rule assumes the chain mixes fully at each level; with 3 steps a little more is better, much more is worse).
+
+# %% slideshow={"slide_type": "-"}
+settings = mnist.default_settings(card, **pick(full={}, fast={"n_levels": 12, "n_steps_each": 1}))
+print(settings)
+t0 = time.perf_counter()
+samples, traj = mnist.sample(model, pick(full=64, fast=8), settings, seed=0, return_trajectory=True)
+print(f"{len(samples)} samples, {settings.n_score_evals} network calls, {time.perf_counter() - t0:.1f} s")
+fig, ax = plt.subplots(figsize=(8, len(samples) / 8 + 0.5))
+plot_digits(ax, samples, cols=8)
+plt.show()
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+# Tweedie's step on noisy test digits must land closer to the clean digits than the noisy input was
+x_clean = test_x[:64].to(device)
+for sigma in (0.01, 0.1, 0.5):
+    x_noisy = x_clean + sigma * torch.randn(x_clean.shape, generator=g).to(device)
+    with torch.no_grad():
+        denoised = x_noisy + sigma**2 * model(x_noisy, sigma)
+    check_less(f"σ = {sigma}: error after the denoising step / before", ((denoised - x_clean).norm() / (x_noisy - x_clean).norm()).item(), 1)
+
+# %% slideshow={"slide_type": "fragment"}
+levels = torch.linspace(0, len(traj) - 1, 10).round().long()  # 10 snapshots, start → denoised result
+fig, ax = plt.subplots(figsize=(10, 1.5))
+plot_digits(ax, traj[levels, 0].clamp(0, 1), cols=10, title="one sample through the levels (clipped to [0, 1])")
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 7 · How good are they? Judged against real test digits
+#
+# A small classifier trained on the training digits (shipped, test accuracy 0.99) judges samples and real **test** digits
+# alike, at the same $n$: the fraction classified with confidence > 0.9, the entropy of the label histogram
+# (1 = all ten digits equally often), the Fréchet distance of the classifier's features to one half of the test set, and the
+# median distance to the nearest training digit (copying would make it small). Real digits: the mean over random subsets of the other half.
+
+# %% slideshow={"slide_type": "-"}
+n_judge = pick(full=256, fast=8)
+judged = torch.cat([samples, mnist.sample(model, n_judge - len(samples), settings, seed=1)]) if n_judge > len(samples) \
+    else samples[:n_judge]
+rows = mnist_quality(judged.cpu(), train_images=train_x, test_images=test_x)
+display(Markdown(format_quality_table(rows)))
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# The README has the same table for 1,000 samples of the shipped model, with the targets it was held to.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 8 · Does it copy? The nearest training digits
+#
+# For a few samples, the closest training digits in pixel space.
+
+# %% slideshow={"slide_type": "-"}
+few = samples[:6].cpu()
+dist = torch.cdist(few.flatten(1), train_x.flatten(1))
+nearest = dist.topk(3, largest=False)
+rows_img = torch.stack([torch.cat([few[i:i + 1], train_x[nearest.indices[i]]]) for i in range(len(few))])
+fig, ax = plt.subplots(figsize=(3, len(few) * 0.8))
+plot_digits(ax, rows_img.flatten(0, 1), cols=4, title="sample | 3 nearest training digits")
+plt.show()
+print("distances to the nearest:", [round(v, 2) for v in nearest.values[:, 0].tolist()])
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 9 · Inpainting
+#
+# Hide the right half of test digits and sample the rest: at each level the **known** pixels are set to the data noised to the
+# current level, $\mathbf{y} + \sigma_i\mathbf{z}$ (so the whole image is a sample of $p_{\sigma_i}$), and Langevin moves only the unknown ones.
+
+# %% slideshow={"slide_type": "-"}
+originals = test_x[100:100 + pick(full=8, fast=3)]
+known = torch.zeros(28, 28, dtype=torch.bool)
+known[:, :14] = True
+filled = mnist.inpaint(model, originals, known, settings, seed=0).cpu()
+fig, ax = plt.subplots(figsize=(len(originals), 3.2))
+plot_digits(ax, torch.cat([originals, originals * known, filled]), cols=len(originals),
+            title="test digits / right half hidden / inpainted")
+plt.show()
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+check_true("inpainting keeps every known pixel", torch.equal(filled[..., :14], originals[..., :14]))
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 10 · Explorer: step size ε and steps per level T
+#
+# The same seed for every setting, on a coarser grid of 20 levels so that a frame takes a fraction of a second; ε is given
+# as a multiple of the Technique-4 value. Too small: the chain cannot follow the shrinking noise, and noise is left in the image;
+# too large: the chain overshoots and diverges.
+
+# %% slideshow={"slide_type": "-"}
+explorer = MNISTSamplerExplorer(model, card, n=pick(full=8, fast=4), n_levels=pick(full=20, fast=8))
+explorer
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+times = []
+for factor, T in ((1.0, 1), (4.0, 2), (8.0, 1), (1.0, 1)):  # the last one is cached
+    explorer.update(factor=factor, T=T)
+    times.append(explorer.last_update_s)
+print(f"explorer update: {times[0] * 1e3:.0f}–{max(times[:3]) * 1e3:.0f} ms computed, {times[3] * 1e3:.0f} ms cached")
+explorer.update(factor=mnist.STEP_SIZE_FACTOR, T=mnist.DEFAULT_STEPS_EACH);
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 11 · Exercises
+#
+# **1.** Write `my_log_uniform(n, sigma_min, sigma_max, generator)`: $n$ noise levels with $\log\sigma$ uniform on
+# $[\log\sigma_{\min}, \log\sigma_{\max}]$, drawn with `torch.rand(n, generator=generator)`.
+
+# %% slideshow={"slide_type": "-"}
+def my_log_uniform(n, sigma_min, sigma_max, generator):
+    raise NotImplementedError
+
+
+check_log_uniform(my_log_uniform);
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **2.** Write the final denoising step `my_denoise(score_fn, x, sigma)` (Tweedie's formula). The checker uses Gaussian data,
+# where the posterior mean $\mathbb{E}[\mathbf{x}_0 \mid \mathbf{x}]$ is known in closed form.
+
+# %% slideshow={"slide_type": "-"}
+def my_denoise(score_fn, x, sigma):
+    raise NotImplementedError
+
+
+check_denoise(my_denoise);
+
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+import math  # noqa: E402
+
+
+def my_log_uniform(n, sigma_min, sigma_max, generator):
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    return torch.exp(math.log(sigma_min) + u * (math.log(sigma_max) - math.log(sigma_min)))
+
+
+def my_denoise(score_fn, x, sigma):
+    return x + sigma**2 * score_fn(x, sigma)
+
+
+assert check_log_uniform(my_log_uniform) and check_denoise(my_denoise)
+
+# %% slideshow={"slide_type": "skip"}
+print(f"notebook ran in {time.time() - t_start:.0f} s")

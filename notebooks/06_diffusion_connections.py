@@ -1,0 +1,513 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: slideshow,tags,jupyter,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 06 · Connections: the SDE view, diffusion models, exact likelihoods and GSNs
+#
+# The deck ends with *"Connection to other types of models"*: score-based models and diffusion
+# probabilistic models are **one model family** (Ho et al. 2020; Song et al. 2021, ICLR):
+#
+# | | Score-based model | Diffusion probabilistic model |
+# |---|---|---|
+# | Perturbation | Multiple scales of noise | Multiple scales of noise |
+# | Training objective | Score matching | ELBO |
+# | Sampling | Langevin (MCMC) | Learned decoder |
+# | Unique ability | Calculate log-likelihoods exactly | Can be made faster? |
+#
+# This notebook makes every row runnable: (1) the noise scales become a **stochastic differential
+# equation**; (2) one trained score model is sampled four ways; (3) the prior matters for the
+# deterministic sampler; (4) **exact log-likelihoods**; (5) the DDPM view, where the ELBO *is* weighted
+# denoising score matching; (6) generative stochastic networks.
+#
+# Notation as in the deck: noise levels small to large, $\sigma_1 < \dots < \sigma_L$ (the 2019 paper numbers
+# them the other way round). In code, `sigma_min`, `sigma_max`, and `sigmas` in the order a sampler visits them.
+
+# %% slideshow={"slide_type": "skip"}
+# %matplotlib inline
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from scoretutor import ddpm, pick
+from scoretutor import plotting as P
+from scoretutor.claims import check, check_greater, check_less, check_true
+from scoretutor.densities import eight_gaussians, ncsn_mixture
+from scoretutor.exercises.diffusion import check_eps_score, check_reverse_sde_step
+from scoretutor.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
+from scoretutor.likelihood import log_likelihood
+from scoretutor.metrics import mode_fractions, sliced_wasserstein
+from scoretutor.sampling import (
+    annealed_langevin,
+    langevin,
+    predictor_corrector,
+    probability_flow,
+    reverse_sde,
+)
+from scoretutor.schedules import geometric_sigmas, ncsnv2_step_size
+from scoretutor.sde import (
+    VESDE,
+    VPSDE,
+    eps_model_score_fn,
+    marginal_mixture,
+    mixture_prior_log_prob,
+    mixture_score_fn,
+    sigma_model_score_fn,
+)
+from scoretutor.sde_models import train_ve_model, train_vp_eps_model
+
+t_start = time.time()
+mix = ncsn_mixture()                      # ⅕ N((−5,−5), I) + ⅘ N((5,5), I), as in notebooks 03–04
+mix64 = ncsn_mixture(dtype=torch.float64)
+seed = lambda s: torch.Generator().manual_seed(s)
+share = lambda x: mode_fractions(x, mix).fractions[0].item()   # weight of the (−5,−5) mode
+
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 1 · From $L$ noise levels to a continuum: the SDE view
+#
+# Notebook 04 perturbed the data with $L$ geometric noise levels. Let the level become a time $t \in [0, 1]$,
+# $\sigma(t) = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t$, and add the noise a little at a time:
+# $$d\mathbf{x} = \sqrt{\tfrac{d[\sigma^2(t)]}{dt}}\, d\mathbf{w} \qquad\text{(variance-exploding SDE)},$$
+# so that $\mathbf{x}_t = \mathbf{x}_{\text{data}} + \sigma(t)\,\mathbf{z}$: its marginal $p_t$ is exactly the
+# perturbed density $p_{\sigma(t)}$ of notebook 04, and NCSN's levels are $\sigma(t)$ at equally spaced times.
+
+# %% slideshow={"slide_type": "fragment"}
+ve = VESDE(sigma_min=0.1, sigma_max=50.0)
+sigmas = geometric_sigmas(50.0, 0.1, 10, dtype=torch.float64)       # NCSN: σ_max … σ_min
+check_less("NCSN's σ's are σ(t) at t = 1, 8/9, …, 0 (max relative gap)",
+           ((ve.sigma(VESDE.times(10)) - sigmas).abs() / sigmas).max().item(), 1e-12)
+
+n_paths, n_steps = pick(full=4000, fast=1000), 500
+x = mix64.sample(n_paths, seed(0)) + ve.sigma_min * torch.randn(n_paths, 2, generator=seed(1), dtype=torch.float64)
+path, g_fwd = [x], seed(2)
+for k in range(n_steps):                  # Euler–Maruyama on the forward SDE
+    _, g = ve.sde(x, (k + 0.5) / n_steps)
+    x = x + g[:, None] * math.sqrt(1 / n_steps) * torch.randn(x.shape, generator=g_fwd, dtype=x.dtype)
+    path.append(x)
+path = torch.stack(path)
+
+# %% slideshow={"slide_type": "skip"}
+var_mc = path[n_steps // 2].var(0).mean().item()            # at t = ½: data variance 1 + 0.16·10², plus σ(½)²
+var_exact = 1 + 16 + ve.sigma(0.5).item() ** 2
+check("variance of x_t at t = ½ (per coordinate): forward SDE vs 17 + σ(½)²", var_mc, var_exact,
+      tol=4 * var_exact * math.sqrt(2 / n_paths))
+
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), layout="constrained")
+ts = np.linspace(0, 1, n_steps + 1)
+axes[0].plot(ts, path[:, :60, 0].numpy(), lw=0.5, alpha=0.6)
+axes[0].set(xlabel="t", ylabel="x (first coordinate)", yscale="symlog", title="forward SDE: data → noise")
+axes[1].plot(ts, ve.sigma(torch.tensor(ts)).numpy(), label="σ(t)")
+axes[1].plot(VESDE.times(10).numpy(), sigmas.numpy(), "o", label="NCSN levels")
+axes[1].set(xlabel="t", yscale="log", title="noise scale"), axes[1].legend()
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### Running it backwards
+#
+# Anderson (1982): the same marginals, from $p_1$ back to $p_0$, are produced by the **reverse SDE**
+# $$d\mathbf{x} = \big[\mathbf{f}(\mathbf{x}, t) - g(t)^2\,\nabla_\mathbf{x}\log p_t(\mathbf{x})\big]\,dt + g(t)\,d\bar{\mathbf{w}}
+# \qquad (t\ \text{from 1 to 0}),$$
+# and, with no noise at all, by the **probability-flow ODE**
+# $\dfrac{d\mathbf{x}}{dt} = \mathbf{f}(\mathbf{x}, t) - \tfrac12 g(t)^2\,\nabla_\mathbf{x}\log p_t(\mathbf{x})$.
+# Both need only the score $\nabla_\mathbf{x}\log p_t$ at every $t$: a noise-conditional score model,
+# $\mathbf{s}_\theta(\mathbf{x}, \sigma(t))$. (Here $\mathbf{f} = 0$ and $g(t)^2 = d\sigma^2/dt$.)
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Exercise 1.** Write one Euler–Maruyama step of the reverse SDE, from $t$ to $t - \Delta t$:
+# given $\mathbf{x}$, $\mathbf{f}(\mathbf{x}, t)$, $g(t)$ (shape $(N, 1)$), the score $\mathbf{s}$, $\Delta t$ and
+# $\mathbf{z} \sim \mathcal{N}(0, I)$. (Mind the direction of time.)
+
+# %%
+def reverse_sde_step(x, f, g, s, dt, z):
+    raise NotImplementedError  # your code here
+
+
+check_reverse_sde_step(reverse_sde_step);
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def reverse_sde_step(x, f, g, s, dt, z):
+    return x - (f - g**2 * s) * dt + g * math.sqrt(dt) * z
+
+
+check_reverse_sde_step(reverse_sde_step);
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2 · One score model, four samplers
+#
+# We train **one** network $\mathbf{s}_\theta(\mathbf{x}, \sigma)$ on the mixture with $\sigma$ drawn *continuously*,
+# $t \sim \mathcal{U}[0, 1]$, $\sigma = \sigma(t)$, with the same NCSN loss ($\lambda(\sigma) = \sigma^2$) as notebook 04,
+# and sample it four ways:
+#
+# * **annealed Langevin** (notebook 04) at 20 levels $\sigma(t_i)$, step size by NCSNv2's rule;
+# * **reverse SDE** (Euler–Maruyama);
+# * **predictor–corrector**: one reverse-diffusion step, then one Langevin step at the new level;
+# * **probability-flow ODE**, solved by an adaptive Runge–Kutta method (scipy's RK45).
+
+# %% slideshow={"slide_type": "fragment"}
+model, history = train_ve_model(mix.sample, "ncsn_mixture", ve, n_steps=pick(full=4000, fast=400), device="cpu")
+score_fn = sigma_model_score_fn(model, ve)                 # s(x, t) = s_θ(x, σ(t))
+N = pick(full=4000, fast=1000)
+x_T = ve.prior_sample((N, 2), seed(10))                    # N(0, σ_max² I)
+data, data2 = mix.sample(N, seed(11)), mix.sample(N, seed(12))
+sw = lambda x: sliced_wasserstein(x, data, generator=seed(0))
+floor = sw(data2)                                          # two data samples: the metric's noise floor
+
+# %% slideshow={"slide_type": "skip"}
+sig_20 = geometric_sigmas(50.0, 0.1, 20)                  # 20 levels: γ ≈ 1.4, as in notebook 04
+T_each = {50: 2, 200: 10, 1000: 50}
+gamma_20 = (50.0 / 0.1) ** (1 / 19)                         # the ratio σ_(i)/σ_(i+1)
+langevin_eps = {T: ncsnv2_step_size(T, gamma_20, 0.1) for T in T_each.values()}
+
+
+def sample_with(name, budget):
+    """One sampler at a budget of about ``budget`` score evaluations; returns (x, evals)."""
+    if name == "annealed Langevin":
+        T = T_each[budget]
+        out = annealed_langevin(model.frozen_score(), x_T, sig_20.tolist(), langevin_eps[T], T,
+                                generator=seed(20), progress=False)
+        return out.x, out.n_score_evals
+    if name == "reverse SDE":
+        out = reverse_sde(score_fn, ve, x_T, budget, generator=seed(21), progress=False)
+    elif name == "predictor–corrector":
+        out = predictor_corrector(score_fn, ve, x_T, budget // 2, generator=seed(22), progress=False)
+    else:
+        tol = {50: 1e-2, 200: 1e-4, 1000: 1e-6}[budget]
+        out = probability_flow(score_fn, ve, x_T, rtol=tol, atol=tol)
+    return out.x, out.n_score_evals
+
+
+# %% slideshow={"slide_type": "fragment"}
+budgets = pick(full=[50, 200, 1000], fast=[50, 200])
+samplers = ["annealed Langevin", "reverse SDE", "predictor–corrector", "probability flow"]
+results = {(s, b): sample_with(s, b) for s in samplers for b in budgets}
+print(f"{'sampler':<21}{'evals':>6}{'(−5,−5) share':>17}{'SW₂ to data':>13}")
+for (s, _), (x, evals) in results.items():
+    mf = mode_fractions(x, mix)
+    print(f"{s:<21}{evals:>6}{mf.fractions[0]:>10.3f} ± {mf.stderr[0]:.3f}{sw(x):>11.2f}")
+print(f"{'(data vs data)':<27}{'0.200':>10}{floor:>19.2f}")
+
+# %% slideshow={"slide_type": "skip"}
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
+for s in samplers:
+    ev = [results[s, b][1] for b in budgets]
+    mfs = [mode_fractions(results[s, b][0], mix) for b in budgets]
+    axes[0].errorbar(ev, [m.fractions[0] for m in mfs], yerr=[2 * m.stderr[0] for m in mfs], marker="o", label=s)
+    axes[1].plot(ev, [sw(results[s, b][0]) for b in budgets], marker="o", label=s)
+axes[0].axhline(0.2, color="k", lw=0.8, ls="--")
+axes[1].axhline(floor, color="k", lw=0.8, ls="--", label="data vs data")
+axes[0].set(xscale="log", xlabel="score evaluations", ylabel="(−5,−5) share (± 2 se)", title="mode weight")
+axes[1].set(xscale="log", xlabel="score evaluations", ylabel="sliced W₂", title="distance to data")
+axes[1].legend(fontsize=8)
+P.plot_samples(axes[2], results["predictor–corrector", budgets[-1]][0], lim=9, s=1)
+axes[2].set_title("predictor–corrector samples")
+plt.show()
+
+# %% slideshow={"slide_type": "skip"}
+best = {s: results[s, budgets[-1]][0] for s in samplers}
+for s in samplers:
+    # recovered, rather than the ≈ 0.5 starting split of plain Langevin: within half of that gap
+    check("(−5,−5) share, " + s, share(best[s]), 0.2, tol=0.15)
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Every sampler that anneals the noise lands near ⅕ : ⅘ — far from the ≈ ½ : ½ of plain Langevin (notebook 03).
+# They differ in cost and in what limits them: the stochastic samplers improve with more steps, the ODE's
+# adaptive solver needs the fewest evaluations but stays a little biased towards the far mode whatever its
+# tolerance — the next section shows why. The sliced distance also carries the mode-weight noise of a finite
+# sample (compare the data-vs-data line).
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 3 · The prior matters for the deterministic sampler
+#
+# Every sampler starts from $\mathcal{N}(0, \sigma_{\max}^2 I)$, but the true $p_1$ is the data blurred by
+# $\sigma_{\max}$: centred on the data mean $(3, 3)$, not on 0. A stochastic sampler keeps injecting noise and
+# pulling towards $p_t$, so it forgets part of its start; the ODE is a **fixed map** from $\mathbf{x}_1$ to
+# $\mathbf{x}_0$, so any error in the starting law is transported to the end. Below: exact scores, so the only
+# error is the prior (and, for the SDEs, the step size).
+
+# %% slideshow={"slide_type": "fragment"}
+n_p = pick(full=8000, fast=3000)
+se_p = math.sqrt(0.16 / n_p)
+prior_table = {}
+for smax in (20.0, 50.0):
+    sde = VESDE(0.1, smax)
+    exact = mixture_score_fn(mix64, sde)
+    gauss = sde.prior_sample((n_p, 2), seed(30), dtype=torch.float64)
+    true_p1 = marginal_mixture(mix64, sde, 1.0).sample(n_p, seed(31))
+    prior_table[smax] = {
+        "ODE from N(0, σ_max²)": share(probability_flow(exact, sde, gauss, rtol=1e-4, atol=1e-4).x),
+        "ODE from the true p₁": share(probability_flow(exact, sde, true_p1, rtol=1e-4, atol=1e-4).x),
+        "reverse SDE from N(0, σ_max²)": share(reverse_sde(exact, sde, gauss, 200, generator=seed(32), progress=False).x),
+        "PC from N(0, σ_max²)": share(predictor_corrector(exact, sde, gauss, 200, generator=seed(33), progress=False).x)}
+print(f"{'(−5,−5) share (± ' + f'{se_p:.3f})':<32}{'σ_max = 20':>11}{'σ_max = 50':>11}")
+for row in prior_table[20.0]:
+    print(f"{row:<32}{prior_table[20.0][row]:>11.3f}{prior_table[50.0][row]:>11.3f}")
+
+# %% slideshow={"slide_type": "skip"}
+check("ODE share from N(0, 20²)", prior_table[20.0]["ODE from N(0, σ_max²)"], 0.25, tol=4 * se_p)
+check("ODE share from N(0, 50²)", prior_table[50.0]["ODE from N(0, σ_max²)"], 0.22, tol=4 * se_p)
+check("ODE share from the true p₁ (σ_max = 20)", prior_table[20.0]["ODE from the true p₁"], 0.2, tol=4 * se_p)
+for smax in (20.0, 50.0):
+    ode_err = abs(prior_table[smax]["ODE from N(0, σ_max²)"] - 0.2)
+    check_less(f"PC's share error < the ODE's (σ_max = {smax:g})",
+               abs(prior_table[smax]["PC from N(0, σ_max²)"] - 0.2), ode_err)
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# With the true $p_1$ the ODE is exact; with the Gaussian prior it over-weights the far mode — the region of
+# $\mathbf{x}_1$ that the flow sends to $(-5,-5)$ holds more of $\mathcal{N}(0, \sigma_{\max}^2)$ than of $p_1$. The
+# mismatch fades only slowly (like $1/\sigma_{\max}$): **$\sigma_{\max}$ must be large** compared with the data —
+# NCSNv2's Technique 1, now with a second reason.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 4 · "Calculate log-likelihoods exactly"
+#
+# The ODE is an invertible map, so it carries densities (instantaneous change of variables, as in neural ODEs):
+# $$\log p_0(\mathbf{x}_0) = \log p_1(\mathbf{x}_1) + \int_0^1 \nabla_\mathbf{x}\cdot\tilde{\mathbf{f}}(\mathbf{x}_t, t)\,dt,
+# \qquad \tilde{\mathbf{f}} = \mathbf{f} - \tfrac12 g^2\,\mathbf{s}_\theta .$$
+# Solve for $\mathbf{x}_t$ and the integral together from $t = 0$ to $1$. First a test we can grade: the
+# **exact** score of two analytic densities and the **exact** $p_1$ as prior. The answer must be the analytic
+# $\log p_{\sigma_{\min}}(\mathbf{x})$, point by point.
+
+# %% slideshow={"slide_type": "fragment"}
+sde20 = VESDE(0.1, 20.0)
+rows, mae = [], {}
+for name, dens in (("NCSN mixture", mix64), ("8 Gaussians", eight_gaussians(dtype=torch.float64))):
+    x = dens.sample(pick(full=200, fast=40), seed(40))
+    ode = log_likelihood(mixture_score_fn(dens, sde20), sde20, x, prior_log_prob=mixture_prior_log_prob(dens, sde20))
+    truth = dens.perturb(sde20.sigma_min).log_prob(x)
+    mae[name] = (ode - truth).abs().mean().item()
+    rows += [(name, x[i].tolist(), truth[i].item(), ode[i].item()) for i in range(3)]
+print(f"{'density':<14}{'x':>17}{'analytic log p':>16}{'ODE':>11}")
+for name, xi, a, o in rows:
+    print(f"{name:<14}{f'({xi[0]:.2f}, {xi[1]:.2f})':>17}{a:>16.5f}{o:>11.5f}")
+
+# %% slideshow={"slide_type": "skip"}
+for name, err in mae.items():
+    check_less(f"mean |ODE − analytic| log-likelihood, {name}", err, 1e-3, unit="nats")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### With the Gaussian prior: why $\sigma_{\max}$ must be large
+#
+# In practice $p_1$ is unknown and we use $\mathcal{N}(0, \sigma_{\max}^2 I)$. The score is still exact, so
+# every bit of error below is the prior mismatch $\log p_1(\mathbf{x}_1) - \log\mathcal{N}(\mathbf{x}_1; 0, \sigma_{\max}^2 I)$.
+
+# %% slideshow={"slide_type": "fragment"}
+x_ll = mix64.sample(pick(full=200, fast=40), seed(41))
+truth = mix64.perturb(0.1).log_prob(x_ll)
+smaxes = pick(full=[10.0, 20.0, 50.0, 100.0, 200.0], fast=[10.0, 20.0, 50.0])
+prior_err = []
+for smax in smaxes:
+    sde = VESDE(0.1, smax)
+    prior_err.append((log_likelihood(mixture_score_fn(mix64, sde), sde, x_ll) - truth).abs().mean().item())
+fig, ax = plt.subplots(figsize=(4.5, 3), layout="constrained")
+ax.loglog(smaxes, prior_err, "o-", label="exact score, Gaussian prior")
+ax.axhline(1e-3, color="k", ls="--", lw=0.8, label="exact prior (≤ 1e-3)")
+ax.set(xlabel="σ_max", ylabel="mean |error| (nats)", title="log-likelihood error from the prior"), ax.legend(fontsize=8)
+plt.show()
+
+# %% slideshow={"slide_type": "skip"}
+check_true("the prior's error shrinks as σ_max grows", all(np.diff(prior_err) < 0),
+           ", ".join(f"σ_max={s:g}: {e:.3f}" for s, e in zip(smaxes, prior_err, strict=True)))
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### The learned model's likelihood, and Hutchinson's trace
+#
+# Now the trained $\mathbf{s}_\theta$ with the Gaussian prior: a proper density $p_\theta$, so on held-out data its
+# average log-likelihood cannot beat the truth's on average, $\mathbb{E}_p[\log p_\theta] = \mathbb{E}_p[\log p] - \mathrm{KL}(p\,\|\,p_\theta)$.
+# The divergence $\nabla\cdot\tilde{\mathbf{f}}$ costs one backward pass per dimension; in high dimension it is
+# replaced by Hutchinson's unbiased $\mathbf{v}^\top(\nabla\tilde{\mathbf{f}})\mathbf{v}$ with one probe $\mathbf{v}$ per point.
+
+# %% slideshow={"slide_type": "fragment"}
+held_out = mix.sample(pick(full=400, fast=60), seed(42))
+ll_model = log_likelihood(score_fn, ve, held_out, rtol=1e-4, atol=1e-4)
+ll_true = mix.perturb(0.1).log_prob(held_out)
+neg_entropy = mix.perturb(0.1).log_prob(mix.sample(200_000, seed(43)))
+gap = ll_model - ll_true
+print(f"average log-likelihood: model {ll_model.mean():.3f}, truth {ll_true.mean():.3f} on the same points; "
+      f"−entropy (Monte Carlo) {neg_entropy.mean():.3f} ± {neg_entropy.std() / math.sqrt(2e5):.3f} nats")
+print(f"estimated KL(p ‖ p_θ) = {-gap.mean():.3f} ± {gap.std() / math.sqrt(len(gap)):.3f} nats")
+
+# %% slideshow={"slide_type": "skip"}
+check_less("model log-likelihood − true log-likelihood (Gibbs: ≤ 0 up to 3 se)", gap.mean().item(),
+           3 * gap.std().item() / math.sqrt(len(gap)))
+
+# %% slideshow={"slide_type": "fragment"}
+n_h, m_h = pick(full=40, fast=10), pick(full=16, fast=8)
+pts = held_out[:n_h]
+exact_ll = log_likelihood(score_fn, ve, pts)
+hutch = log_likelihood(score_fn, ve, pts.repeat(m_h, 1), trace="hutchinson", generator=seed(44)).reshape(m_h, n_h)
+diff = hutch - exact_ll
+se_h = math.sqrt(diff.var(0).sum().item() / m_h) / n_h
+fig, ax = plt.subplots(figsize=(4.5, 3), layout="constrained")
+ax.hist(diff.flatten().numpy(), bins=30)
+ax.set(xlabel="Hutchinson − exact (nats)", ylabel="count", title=f"one probe per point: spread {diff.std():.2f}")
+plt.show()
+
+# %% slideshow={"slide_type": "skip"}
+check("Hutchinson's mean − exact (unbiased)", diff.mean().item(), 0.0, tol=3 * se_h + 1e-3, unit="nats")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### MNIST in bits per dimension
+#
+# For 8-bit images the standard number is **bits/dim**: dequantize $y = (x + u)/256$ with $u \sim \mathcal{U}[0,1)^D$,
+# then $\text{bpd} = -\log p(y)/(D\ln 2) + 8$ for data in $[0, 1]$ (offset 7 for data in $[-1, 1]$; a uniform model
+# scores exactly 8). `scoretutor.likelihood.bits_per_dim` does this with Hutchinson's trace.
+
+# %% slideshow={"slide_type": "fragment"}
+try:  # the MNIST score model, when the package ships one (scoretutor.mnist, trained in its own notebook)
+    from scoretutor.mnist import load_pretrained
+    mnist_model, card = load_pretrained(device="cpu")
+except (ImportError, OSError) as err:          # no module, or no shipped checkpoint
+    mnist_model = None
+    print(f"No pretrained MNIST score model in this version of scoretutor ({type(err).__name__}): skipping.")
+if mnist_model is not None:
+    from scoretutor.data import load_mnist
+    from scoretutor.likelihood import bits_per_dim
+    mnist_sde = VESDE(card["sigma_min"], card["sigma_max"])                  # trained on [0, 1] images
+    digits = (load_mnist("test")[0][: pick(full=8, fast=2)] * 255).round().to(torch.uint8)
+    bpd = bits_per_dim(sigma_model_score_fn(mnist_model, mnist_sde), mnist_sde, digits, data_range=(0.0, 1.0),
+                       trace="hutchinson", generator=seed(45), rtol=1e-3, atol=1e-3)
+    print("bits/dim per digit:", np.round(bpd.numpy(), 2), f"— mean {bpd.mean():.2f}")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 5 · The DDPM view: a noising chain, ε-prediction, and the ELBO
+#
+# Ho et al. (2020) noise the data in $N$ small steps, $q(\mathbf{x}_i \mid \mathbf{x}_{i-1}) = \mathcal{N}(\sqrt{1-\beta_i}\,\mathbf{x}_{i-1}, \beta_i I)$,
+# so $q(\mathbf{x}_i \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_i}\,\mathbf{x}_0, (1 - \bar\alpha_i) I)$ with $\bar\alpha_i = \prod_{j \le i}(1 - \beta_j)$.
+# That is the **variance-preserving SDE** $d\mathbf{x} = -\tfrac12\beta(t)\mathbf{x}\,dt + \sqrt{\beta(t)}\,d\mathbf{w}$
+# at $t_i$, with $\beta_i = \beta(t_i)/N$: the same family, a different noise schedule.
+
+# %% slideshow={"slide_type": "fragment"}
+vp = VPSDE(beta_min=0.1, beta_max=20.0)
+betas = vp.ddpm_betas(1000)
+abar = ddpm.alpha_bars(betas)
+alpha_t, _ = vp.marginal(torch.linspace(0, 1, 1000, dtype=torch.float64))   # α(t_i), t_i = (i−1)/(N−1)
+# −log ᾱ_N = Σ −log(1 − β_i) = B(1) + ½Σβ_i² + r with 0 < r ≤ Σβ³/(3(1 − β_max)): equal up to O(β_max²/N)
+check("DDPM's −log ᾱ_N − the SDE's −log α(1)²", (-abar[-1].log() + 2 * alpha_t[-1].log()).item(),
+      0.5 * (betas**2).sum().item(), tol=((betas**3).sum() / (3 * (1 - betas.max()))).item())
+chain = ddpm.forward_chain(mix.sample(2000, seed(50)), betas.float(), seed(51))
+fig, axes = P.figure_row(4, size=2.6, titles=[f"x_{i}" for i in (0, 100, 300, 1000)])
+for ax, i in zip(axes, (0, 100, 300, 1000), strict=True):
+    P.plot_samples(ax, chain[i], lim=8, s=1)
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### ε-prediction is a score model
+#
+# DDPM trains $\boldsymbol\epsilon_\theta(\mathbf{x}_i, i)$ to predict the noise in $\mathbf{x}_i = \sqrt{\bar\alpha_i}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_i}\,\boldsymbol\epsilon$.
+# Since $\nabla_{\mathbf{x}_i}\log q(\mathbf{x}_i\mid\mathbf{x}_0) = -\boldsymbol\epsilon/\sqrt{1-\bar\alpha_i}$, the ε-loss is denoising
+# score matching with $\lambda = \sigma_t^2$ in disguise, and $\mathbf{s}_\theta = -\boldsymbol\epsilon_\theta/\sigma_t$.
+# We train an ε-network (the same MLP, conditioned on $\sigma_t$) on the VP SDE and sample it with the reverse SDE
+# through that conversion.
+
+# %% slideshow={"slide_type": "fragment"}
+eps_model, _ = train_vp_eps_model(mix.sample, "ncsn_mixture", vp, n_steps=pick(full=4000, fast=400), device="cpu")
+vp_score = eps_model_score_fn(eps_model, vp)               # s(x, t) = −ε_θ(x, σ_t)/σ_t
+x_vp = reverse_sde(vp_score, vp, vp.prior_sample((N, 2), seed(52)), 500, generator=seed(53), progress=False).x
+mf = mode_fractions(x_vp, mix)
+print(f"VP ε-model + reverse SDE: (−5,−5) share {mf.fractions[0]:.3f} ± {mf.stderr[0]:.3f}, "
+      f"SW₂ to data {sw(x_vp):.2f} (data vs data {floor:.2f})")
+
+# %% slideshow={"slide_type": "skip"}
+check("(−5,−5) share, VP ε-model", mf.fractions[0].item(), 0.2, tol=0.15)
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Exercise 2.** Write the two conversions: `score_from_eps(eps, sigma_t)` and `eps_from_score(score, sigma_t)`
+# (`sigma_t` has shape $(N, 1)$).
+
+# %%
+def score_from_eps(eps, sigma_t):
+    raise NotImplementedError  # your code here
+
+
+def eps_from_score(score, sigma_t):
+    raise NotImplementedError  # your code here
+
+
+check_eps_score(score_from_eps, eps_from_score);
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def score_from_eps(eps, sigma_t):
+    return -eps / sigma_t
+
+
+def eps_from_score(score, sigma_t):
+    return -sigma_t * score
+
+
+check_eps_score(score_from_eps, eps_from_score);
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### Training objective: the ELBO *is* weighted score matching
+#
+# The deck's table says "score matching" vs "ELBO". DDPM's ELBO term $i$ is
+# $\mathrm{KL}\big(q(\mathbf{x}_{i-1}\mid\mathbf{x}_i,\mathbf{x}_0)\,\|\,p_\theta(\mathbf{x}_{i-1}\mid\mathbf{x}_i)\big)$, a KL between two Gaussians.
+# With the decoder variance $\beta_i$ and the mean written through $\boldsymbol\epsilon_\theta$ it equals, up to a constant,
+# $$\frac{\beta_i}{2(1-\beta_i)}\;\big\|\mathbf{s}_\theta(\mathbf{x}_i, i) - \nabla_{\mathbf{x}_i}\log q(\mathbf{x}_i\mid\mathbf{x}_0)\big\|^2,$$
+# denoising score matching with weight $\lambda_i \approx \tfrac12 g(t_i)^2\Delta t$. One check with an arbitrary $\boldsymbol\epsilon_\theta$:
+
+# %% slideshow={"slide_type": "fragment"}
+i = 300
+x0, eps = torch.randn(5, 2, generator=seed(60), dtype=torch.float64), torch.randn(5, 2, generator=seed(61), dtype=torch.float64)
+eps_pred = eps + 0.3 * torch.randn(5, 2, generator=seed(62), dtype=torch.float64)     # some imperfect ε_θ
+xi = abar[i - 1].sqrt() * x0 + (1 - abar[i - 1]).sqrt() * eps
+kl = ddpm.elbo_term(x0, xi, eps_pred, betas, i) - ddpm.elbo_term(x0, xi, eps, betas, i)   # θ-dependent part
+s_pred, s_true = -eps_pred / (1 - abar[i - 1]).sqrt(), -eps / (1 - abar[i - 1]).sqrt()
+dsm = ddpm.dsm_weight(betas, i) * ((s_pred - s_true) ** 2).sum(-1)
+print("ELBO term:", kl.numpy().round(6), "\nweighted DSM:", dsm.numpy().round(6))
+
+# %% slideshow={"slide_type": "skip"}
+check_less("max |ELBO term − weighted DSM|", (kl - dsm).abs().max().item(), 1e-10, unit="nats")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 6 · Generative stochastic networks
+#
+# A GSN (Bengio et al. 2013) samples with a **denoiser**: corrupt, $\tilde{\mathbf{x}} = \mathbf{x} + \sigma\mathbf{z}$, then draw
+# $\mathbf{x} \sim P_\theta(\mathbf{x} \mid \tilde{\mathbf{x}})$, and repeat. If $P_\theta$ is the true posterior $p(\mathbf{x}\mid\tilde{\mathbf{x}})$,
+# the chain is a Gibbs sampler of $p(\mathbf{x})\,\mathcal{N}(\tilde{\mathbf{x}};\mathbf{x},\sigma^2 I)$, so **$p$ is exactly stationary**, and a large
+# $\sigma$ lets it jump between modes. A denoising autoencoder's mean is Tweedie's $\tilde{\mathbf{x}} + \sigma^2\nabla\log p_\sigma(\tilde{\mathbf{x}})$:
+# the score again. With only that mean and Gaussian noise, the chain is right only for small $\sigma$ — where it
+# *is* Langevin dynamics with $\varepsilon = \sigma^2$.
+
+# %% slideshow={"slide_type": "fragment"}
+n_g, k_g, sig_g = pick(full=4000, fast=2000), 60, 4.0
+x0_box = torch.rand(n_g, 2, generator=seed(70), dtype=torch.float64) * 16 - 8      # start far from p
+gsn_exact = gsn_chain(exact_posterior_denoiser(mix64, sig_g), x0_box, sig_g, k_g, generator=seed(71))
+spread = sig_g / math.sqrt(1 + sig_g**2)                   # the posterior std of one unit-variance component
+gsn_tweedie = gsn_chain(tweedie_denoiser(mix64.noise_conditional_score(), sig_g, spread), x0_box, sig_g, k_g,
+                        generator=seed(72))
+x_lang = langevin(mix64.score, x0_box, 0.1, 600, generator=seed(73), progress=False).x
+far = lambda x: (torch.cdist(x, mix64.means).min(1).values > 3).double().mean().item()
+for name, x in (("GSN, exact posterior", gsn_exact), ("GSN, Tweedie mean + Gaussian", gsn_tweedie),
+                ("Langevin, 10× as many steps", x_lang), ("data", mix64.sample(n_g, seed(74)))):
+    print(f"{name:<30} (−5,−5) share {share(x):.3f}   off-mode (> 3 from both) {far(x):.3f}")
+
+# %% slideshow={"slide_type": "skip"}
+se_g = math.sqrt(0.16 / n_g)
+check("GSN with the exact posterior: (−5,−5) share", share(gsn_exact), 0.2, tol=4 * se_g)
+check_greater("Langevin from the same start: |share − 0.2|", abs(share(x_lang) - 0.2), 10 * se_g)
+check_greater("Tweedie-Gaussian GSN puts mass between the modes (off-mode share)", far(gsn_tweedie),
+              far(gsn_exact) + 0.02)
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# The exact-posterior GSN mixes between the modes and recovers ⅕ : ⅘ from a bad start, which Langevin with the
+# exact score cannot; the Gaussian-denoiser GSN leaves a bridge of samples between the modes, because averaging
+# the two possible reconstructions is not a sample of either. Score-based models keep the GSN idea — learn to
+# denoise — but sample with many small noise levels, where a Gaussian step is accurate.
+
+# %% slideshow={"slide_type": "skip"}
+print(f"notebook ran in {time.time() - t_start:.0f} s")

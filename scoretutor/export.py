@@ -1,0 +1,214 @@
+"""``python -m scoretutor export slides|html|all [notebooks…] --out DIR [--full]``.
+
+Executes the notebooks (fast mode by default, full mode with ``--full``: what a lecture shows) and
+writes, with nbconvert, reveal.js slides (``NN_name.slides.html``) and/or static HTML handouts
+(``NN_name.html``) into DIR. Both work offline: reveal.js, require.js and MathJax 3 are copied from
+``scoretutor/vendor`` into ``DIR/_static``, and explorers show their last frame (the PNG every
+explorer carries next to its widget view) instead of loading the widget manager from a CDN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+VENDOR = Path(__file__).resolve().parent / "vendor"
+STATIC = "_static"
+FORMATS = {"html": ("HTMLExporter", ".html"), "slides": ("SlidesExporter", ".slides.html")}
+# vendored file -> where it goes under DIR/_static
+ASSETS = {
+    "require.js.gz": "require.js",
+    "mathjax-tex-svg-full.js.gz": "mathjax/tex-svg-full.js",
+    "reveal.js.gz": "reveal.js/dist/reveal.js",
+    "reveal.css.gz": "reveal.js/dist/reveal.css",
+    "reveal-theme-white.css.gz": "reveal.js/dist/theme/white.css",
+    "reveal-notes.js.gz": "reveal.js/plugin/notes/notes.js",
+}
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+# MathJax 3 (SVG output needs no font files) configured like nbconvert's MathJax 2 block.
+_MATHJAX = """
+<script>
+window.MathJax = {
+  tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
+        processEscapes: true, processEnvironments: true, tags: 'ams'},
+  options: {enableMenu: false}
+};
+</script>
+<script src="{{ resources.mathjax_url }}" defer></script>
+"""
+# Templates on top of nbconvert's own: local MathJax 3, no mermaid/jQuery from a CDN, and a reveal
+# start-up script without MathJax 2 calls.
+TEMPLATES = {
+    "scoretutor_handout.html.j2": "{%- extends 'index.html.j2' -%}\n"
+    "{% block html_head_js_mathjax %}" + _MATHJAX + "{% endblock html_head_js_mathjax %}\n"
+    "{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}\n",
+    "scoretutor_slides.html.j2": "{%- extends 'index.html.j2' -%}\n"
+    "{% block html_head_js_jquery %}{% endblock html_head_js_jquery %}\n"
+    "{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}\n"
+    "{% block html_head_js_mathjax %}" + _MATHJAX + "{% endblock html_head_js_mathjax %}\n"
+    """{% block footer_js %}
+<script>
+require(["{{ resources.reveal.url_prefix }}/dist/reveal.js",
+         "{{ resources.reveal.url_prefix }}/plugin/notes/notes.js"],
+  function (Reveal, RevealNotes) {
+    Reveal.initialize({controls: true, progress: true, history: true, hash: true,
+                       transition: "{{ resources.reveal.transition }}",
+                       slideNumber: "{{ resources.reveal.number }}",
+                       width: {{ resources.reveal.width | default('960', true) }},
+                       height: {{ resources.reveal.height | default('700', true) }}, plugins: [RevealNotes]});
+  });
+</script>
+{% endblock footer_js %}
+""",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("format", choices=[*FORMATS, "all"],
+                        help="slides (reveal.js), html (handouts) or all")
+    parser.add_argument("notebooks", nargs="*",
+                        help="notebook files or number prefixes such as 01 (default: all numbered notebooks)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    parser.add_argument("--full", action="store_true",
+                        help="execute in full mode (the lecture's sizes; minutes) instead of fast mode")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
+
+
+def find_notebooks(names: list[str], notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Resolve notebook paths or number prefixes ("01", "01_energy_based_models") to .ipynb files."""
+    numbered = sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        if not numbered:
+            raise FileNotFoundError(f"no numbered notebooks in {notebook_dir}")
+        return numbered
+    found = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".py" and path.with_suffix(".ipynb").exists():
+            path = path.with_suffix(".ipynb")
+        if path.suffix == ".ipynb" and path.exists():
+            found.append(path)
+            continue
+        matches = [p for p in numbered if p.stem == name or p.stem.startswith(f"{name}_")]
+        if len(matches) != 1:
+            available = ", ".join(p.stem for p in numbered)
+            raise FileNotFoundError(f"no single notebook matches {name!r}; available: {available}")
+        found.append(matches[0])
+    return found
+
+
+def copy_assets(out: Path) -> None:
+    """Decompress the vendored reveal.js / require.js / MathJax files into ``out/_static``."""
+    for src, dest in ASSETS.items():
+        target = out / STATIC / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = gzip.decompress((VENDOR / src).read_bytes())
+        if not target.exists() or target.read_bytes() != data:
+            _write_atomic(target, data)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def _mode(full: bool):
+    """Set SCORETUTOR_FAST for the kernels started inside (they inherit this environment)."""
+    old = os.environ.get("SCORETUTOR_FAST")
+    os.environ["SCORETUTOR_FAST"] = "0" if full else "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SCORETUTOR_FAST", None)
+        else:
+            os.environ["SCORETUTOR_FAST"] = old
+
+
+def execute(path: Path, full: bool = False, timeout: int = 3600):
+    """Run every cell of the notebook in a fresh kernel started in its folder; returns the notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {
+        "path": str(path.parent)}})
+    with _mode(full):
+        try:
+            client.execute()
+        except CellExecutionError as err:
+            last = [line for line in str(err).splitlines() if line.strip()][-1:]
+            raise RuntimeError(f"{path.name} failed while executing: {' '.join(last)}") from None
+    return nb
+
+
+def _static_outputs(nb):
+    """Drop widget views (they need a live kernel) so each explorer shows its PNG frame."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "data" in output:
+                output["data"].pop(WIDGET_MIME, None)
+    return nb
+
+
+def _exporter(fmt: str):
+    import nbconvert
+    from jinja2 import DictLoader
+
+    cls = getattr(nbconvert, FORMATS[fmt][0])
+    common = dict(extra_loaders=[DictLoader(TEMPLATES)], require_js_url=f"{STATIC}/require.js",
+                  mathjax_url=f"{STATIC}/mathjax/tex-svg-full.js", exclude_input_prompt=True,
+                  exclude_output_prompt=True)
+    if fmt == "slides":
+        return cls(template_file="scoretutor_slides.html.j2", reveal_url_prefix=f"{STATIC}/reveal.js",
+                   reveal_theme="white", reveal_transition="none", **common)
+    return cls(template_file="scoretutor_handout.html.j2", **common)
+
+
+def export_notebook(path: Path, formats: list[str], out: Path, full: bool = False, timeout: int = 3600
+                    ) -> list[Path]:
+    """Execute ``path`` once and write it in each of ``formats`` into ``out``; returns the files."""
+    out.mkdir(parents=True, exist_ok=True)
+    copy_assets(out)
+    nb = _static_outputs(execute(path, full=full, timeout=timeout))
+    written = []
+    for fmt in formats:
+        body, _ = _exporter(fmt).from_notebook_node(nb, resources={"metadata": {"name": _title(nb, path)}})
+        target = out / (path.stem + FORMATS[fmt][1])
+        _write_atomic(target, body.encode("utf-8"))
+        written.append(target)
+    return written
+
+
+def _title(nb, path: Path) -> str:
+    """The notebook's first markdown heading, else its file name."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, re.M)
+            if m:
+                return m.group(1).strip()
+    return path.stem
+
+
+def run(args: argparse.Namespace) -> int:
+    formats = list(FORMATS) if args.format == "all" else [args.format]
+    notebooks = find_notebooks(args.notebooks)
+    mode = "full" if args.full else "fast"
+    for path in notebooks:
+        t0 = time.perf_counter()
+        files = export_notebook(path, formats, args.out, full=args.full, timeout=args.timeout)
+        print(f"{path.name} ({mode} mode, {time.perf_counter() - t0:.0f} s) -> "
+              + ", ".join(str(f) for f in files))
+    return 0

@@ -1,0 +1,71 @@
+"""The notebook suite as a table of contents (used by ``notebooks/00_overview``).
+
+:data:`RUN_NOTES` holds what each notebook takes to run (measured with
+``python -m scoretutor export html NN [--full]``, which prints the time per notebook) and where a
+GPU helps; :func:`contents` joins it with the notebooks actually present, so a new notebook appears
+in the overview as soon as it exists (with "not measured yet" until its numbers are added here).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@dataclass(frozen=True)
+class RunNote:
+    """Wall-clock times on a 2-core CPU without a GPU, and what a GPU changes."""
+
+    fast: str
+    full: str
+    gpu: str
+
+
+# number prefix -> run note (2-core CPU, no GPU; fast = SCORETUTOR_FAST=1 as in CI, full = the lecture).
+# Fill in from `python -m scoretutor export html NN [--full] --out /tmp/x` (it prints each time)
+# on an otherwise idle machine; "not measured yet" is shown until then.
+RUN_NOTES: dict[str, RunNote] = {
+    "00": RunNote("seconds", "seconds", "not needed"),
+    "01": RunNote("not measured yet", "≈ 3 min (179 s, measured on a shared, busy 2-core machine)",
+                  "not needed (2-D toys)"),
+    "02": RunNote("not measured yet", "not measured yet", "not needed (small 2-D models)"),
+    "03": RunNote("not measured yet", "not measured yet", "not needed (2-D toys)"),
+    "04": RunNote("not measured yet", "not measured yet", "not needed (small 2-D models)"),
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    number: str
+    file: str
+    title: str
+    run: RunNote | None
+
+
+def title_of(path: Path) -> str:
+    """The first markdown heading of a notebook (``# 01 · Title`` → ``Title``), else its file name."""
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] == "markdown":
+            m = re.search(r"^#\s+(.+)$", "".join(cell["source"]), re.M)
+            if m:
+                return re.sub(r"^\d\d\s*[·.:-]\s*", "", m.group(1).strip())
+    return path.stem
+
+
+def contents(folder: Path = NOTEBOOK_DIR) -> list[Entry]:
+    """Every numbered notebook in ``folder`` (sorted), with its title and run note."""
+    return [Entry(p.name[:2], p.name, title_of(p), RUN_NOTES.get(p.name[:2]))
+            for p in sorted(folder.glob("[0-9][0-9]_*.ipynb"))]
+
+
+def contents_markdown(folder: Path = NOTEBOOK_DIR) -> str:
+    """:func:`contents` as a markdown table with links to the notebooks."""
+    rows = ["| # | notebook | fast mode (CI) | full mode (lecture) | GPU |", "|---|---|---|---|---|"]
+    for e in contents(folder):
+        run = e.run or RunNote("not measured yet", "not measured yet", "see the notebook")
+        rows.append(f"| {e.number} | [{e.title}]({e.file}) | {run.fast} | {run.full} | {run.gpu} |")
+    return "\n".join(rows)

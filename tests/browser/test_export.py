@@ -1,0 +1,57 @@
+"""`python -m scoretutor export`: notebook 01 (the fastest) as HTML handout and reveal.js slides,
+opened from disk in headless Chromium with every network request blocked (they must work offline)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scoretutor.export import export_notebook, find_notebooks
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    (notebook,) = find_notebooks(["01"])
+    html, slides = export_notebook(notebook, ["html", "slides"], out)
+    return {"html": html, "slides": slides}
+
+
+def offline(page) -> list[str]:
+    """Abort every non-file request; returns the list of URLs that were attempted."""
+    attempted: list[str] = []
+
+    def block(route):
+        attempted.append(route.request.url)
+        route.abort()
+
+    page.route("http://**/*", block)
+    page.route("https://**/*", block)
+    return attempted
+
+
+@pytest.mark.parametrize("fmt", ["html", "slides"])
+def test_exported_notebook_opens_offline(page, exported, fmt):
+    path = exported[fmt]
+    attempted = offline(page)
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    # MathJax 3 typesets asynchronously: wait until it reports it is done
+    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=180_000)
+    page.evaluate("() => MathJax.startup.promise")
+    title = "Energy-based models and the score"
+    assert title in page.title()
+    assert page.get_by_text(title).count() >= 1, "the notebook's title is not in the page"
+    assert page.locator("mjx-container").count() > 0, "no formula was typeset by MathJax"
+    if fmt == "slides":
+        page.wait_for_selector(".reveal.ready", timeout=180_000)  # reveal.js adds "ready" once initialised
+        assert page.locator(".reveal .slides section.present").count() >= 1, "reveal.js shows no slide"
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("L"), dtype=float)
+    assert shot.std() > 5, "the screenshot is blank"
+    assert not attempted, f"the page tried to load from the network: {attempted}"
+    assert not page.console.errors, "browser console errors:\n" + "\n".join(page.console.errors)

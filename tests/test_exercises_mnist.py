@@ -1,0 +1,61 @@
+"""Notebook 05's checkers accept right answers and name the usual slips; its explorer renders and caches."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from scoretutor import mnist
+from scoretutor.exercises.mnist import check_denoise, check_log_uniform
+from scoretutor.models import ScoreUNet
+from scoretutor.plotting import image_grid
+from scoretutor.widgets.mnist import MNISTSamplerExplorer
+
+
+def log_uniform(n, lo, hi, g):
+    u = torch.rand(n, generator=g, dtype=torch.float64)
+    return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+
+def test_log_uniform_checker(capsys):
+    assert check_log_uniform(log_uniform)
+    other = lambda n, lo, hi, g: log_uniform(n, lo, hi, torch.Generator().manual_seed(5))  # other draws
+    assert check_log_uniform(other) and "in distribution" in capsys.readouterr().out
+    uniform = lambda n, lo, hi, g: lo + (hi - lo) * torch.rand(n, generator=g)
+    assert not check_log_uniform(uniform) and "uniform on [σ_min, σ_max]" in capsys.readouterr().out
+    assert not check_log_uniform(lambda n, lo, hi, g: torch.full((n,), 20.0))
+    assert not check_log_uniform(lambda n, lo, hi, g: torch.ones(n - 1))
+
+
+def test_denoise_checker(capsys):
+    assert check_denoise(lambda s, x, sigma: x + sigma**2 * s(x, sigma))
+    assert not check_denoise(lambda s, x, sigma: x + sigma * s(x, sigma))
+    assert "σ², not σ" in capsys.readouterr().out
+    assert not check_denoise(lambda s, x, sigma: x - sigma**2 * s(x, sigma))
+    assert not check_denoise(lambda s, x, sigma: sigma**2 * s(x, sigma))
+
+    def untouched(s, x, sigma):
+        raise NotImplementedError
+
+    assert not check_denoise(untouched) and "Not attempted" in capsys.readouterr().out
+
+
+def test_image_grid_layout():
+    x = torch.arange(5.0).reshape(5, 1, 1, 1).expand(5, 1, 2, 3)
+    grid = image_grid(x, cols=2)
+    assert grid.shape == (3 * 2, 2 * 3)
+    assert grid[0, 0] == 0 and grid[0, 3] == 1 and grid[2, 0] == 2 and grid[4, 0] == 4 and grid[4, 3] == 0
+
+
+def test_explorer_renders_and_caches():
+    torch.manual_seed(0)
+    model = ScoreUNet(channels=(4, 8, 8), blocks=(0, 1, 1), embed_dim=8, groups=2)
+    card = {"sigma_max": 15.0, "sigma_min": 0.01}
+    ex = MNISTSamplerExplorer(model, card, n=2, n_levels=3)
+    first = ex.png
+    assert first.startswith(b"\x89PNG") and "network calls" in ex.status_text
+    ex.update(factor=1.0, T=1)
+    assert len(ex.cache) == 2 and "T = 1" in ex.status_text
+    ex.update(factor=mnist.STEP_SIZE_FACTOR, T=mnist.DEFAULT_STEPS_EACH)
+    assert len(ex.cache) == 2  # served from the cache

@@ -1,0 +1,245 @@
+"""The MNIST score model: the network's call, checkpoints, training with EMA and exact resume, sampling,
+inpainting and the command line. Tiny networks and few steps keep every test fast."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from scoretutor import mnist
+from scoretutor.__main__ import main
+from scoretutor.checkpoints import load_checkpoint, read_card, save_checkpoint
+from scoretutor.losses import continuous_ncsn_loss, log_uniform_sigmas, ncsn_loss
+from scoretutor.models import ScoreUNet
+from scoretutor.schedules import ncsnv2_gamma, ncsnv2_step_size, num_levels
+from scoretutor.training import fit
+
+TINY = {"channels": (4, 8, 8), "blocks": (0, 1, 1), "embed_dim": 8, "groups": 2}
+
+
+def tiny(seed: int = 0, **kw) -> ScoreUNet:
+    torch.manual_seed(seed)
+    model = ScoreUNet(**{**TINY, **kw})
+    for p in model.parameters():  # the zero-initialised output layers would make every output 0
+        p.data.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def digits(n: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)).round()
+
+
+# -- the network ---------------------------------------------------------------------------------
+def test_shape_and_every_form_of_sigma():
+    model, x = tiny(), digits(5)
+    out = model(x, 0.3)
+    assert out.shape == x.shape
+    torch.testing.assert_close(model(x, torch.tensor(0.3)), out)
+    torch.testing.assert_close(model(x, torch.full((5,), 0.3)), out)
+    per_example = model(x, torch.tensor([0.1, 0.3, 1.0, 3.0, 10.0]))
+    torch.testing.assert_close(per_example[1], out[1])  # examples do not interact (GroupNorm is per example)
+    for bad in (torch.ones(4), -1.0, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="sigma"):
+            model(x, bad)
+    with pytest.raises(ValueError, match="divisible"):
+        model(torch.zeros(2, 1, 27, 27), 1.0)
+
+
+def test_output_is_the_last_layer_divided_by_sigma():
+    # s_θ(x, σ) = F(x, σ)/σ: capture F from the output convolution with a hook and compare.
+    model, x = tiny(), digits(3)
+    sigma = torch.tensor([0.05, 1.0, 12.0])
+    captured = {}
+    model.out.register_forward_hook(lambda mod, inp, out: captured.update(F=out))
+    s = model(x, sigma)
+    torch.testing.assert_close(s, captured["F"] / sigma[:, None, None, None])
+
+
+def test_default_model_is_the_shipped_architecture_and_starts_at_zero():
+    model = mnist.make_model()
+    assert model.config["channels"] == list(mnist.MODEL_CONFIG["channels"])
+    assert torch.count_nonzero(model(digits(2), 1.0)) == 0  # zero-initialised output layer
+
+
+# -- the continuous-σ loss -----------------------------------------------------------------------
+def test_log_uniform_sigmas_have_uniform_logs():
+    # log σ ~ U[a, b]: mean (a+b)/2, sd (b−a)/√12; with n = 20,000 the mean's standard error is
+    # (b−a)/√(12n) ≈ 0.016 for b − a = 7.6; allow 4 standard errors.
+    s = log_uniform_sigmas(20_000, 0.01, 20.0, torch.Generator().manual_seed(0))
+    a, b = math.log(0.01), math.log(20.0)
+    assert s.min() >= 0.01 and s.max() <= 20.0
+    assert abs(s.log().mean().item() - (a + b) / 2) < 4 * (b - a) / math.sqrt(12 * 20_000)
+    assert abs(s.log().std().item() - (b - a) / math.sqrt(12)) < 0.05
+
+
+def test_continuous_loss_is_the_sigma2_weighted_dsm_at_the_drawn_sigmas():
+    model, x = tiny(), digits(6)
+    loss = continuous_ncsn_loss(model, x, 0.01, 15.0, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # replay the same draws: σ first, then z
+    sig = log_uniform_sigmas(6, 0.01, 15.0, g)
+    z = torch.randn(x.shape, generator=g)
+    x_noisy = x + sig[:, None, None, None] * z
+    per_example = 0.5 * ((model(x_noisy, sig) + z / sig[:, None, None, None]) ** 2).sum((1, 2, 3))
+    direct = (sig**2 * per_example).mean()
+    torch.testing.assert_close(loss, direct)
+    same = ncsn_loss(model, x, sig, levels=torch.arange(6), generator=torch.Generator().manual_seed(99))
+    assert same.shape == ()
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+def test_checkpoint_round_trip(tmp_path):
+    model, x = tiny(), digits(3)
+    save_checkpoint(tmp_path, model, sigma_min=0.01, sigma_max=15.0, steps=7)
+    loaded, card = load_checkpoint(tmp_path, device="cpu")
+    assert card["steps"] == 7 and card["model"]["config"]["channels"] == [4, 8, 8]
+    torch.testing.assert_close(loaded(x, 0.5), model(x, 0.5), rtol=0, atol=0)
+    into, _ = load_checkpoint(tmp_path, model=tiny(seed=5), device="cpu")  # same config, other weights
+    torch.testing.assert_close(into(x, 0.5), model(x, 0.5), rtol=0, atol=0)
+
+
+def test_checkpoint_mismatches_are_named(tmp_path):
+    save_checkpoint(tmp_path, tiny(), sigma_min=0.01, sigma_max=15.0)
+    with pytest.raises(ValueError, match=r"channels: model \[4, 8, 16\], checkpoint \[4, 8, 8\]"):
+        load_checkpoint(tmp_path, model=ScoreUNet(**{**TINY, "channels": (4, 8, 16)}))
+    card = json.loads((tmp_path / "model.json").read_text())
+    card["model"]["config"]["blocks"] = [0, 1, 2]  # a card that does not describe the weights
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="was saved for"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
+        load_checkpoint(tmp_path / "nowhere")
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_card(tmp_path)
+
+
+# -- training ------------------------------------------------------------------------------------
+def test_fit_ema_follows_its_recursion(tmp_path):
+    # θ̄_1 = θ_1 (AveragedModel copies at its first update), then θ̄_k = β θ̄_(k−1) + (1 − β) θ_k.
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    model, beta = tiny(), 0.7
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(beta), use_buffers=True)
+    thetas = []
+    loss = lambda m, x, g: continuous_ncsn_loss(m, x, 0.01, 15.0, generator=g)
+    fit(model, loss, digits(16), 4, batch_size=4, device="cpu", ema=ema, checkpoint_path=tmp_path / "s.pt",
+        checkpoint_every=1, on_checkpoint=lambda k: thetas.append(model.out.weight.detach().clone()))
+    expected = thetas[0]
+    for theta in thetas[1:4]:
+        expected = beta * expected + (1 - beta) * theta
+    assert ema.n_averaged.item() == 4
+    torch.testing.assert_close(ema.module.out.weight, expected)
+    assert not torch.equal(ema.module.out.weight, model.out.weight)
+
+
+def test_train_resumes_exactly_with_ema(tmp_path):
+    images = digits(40)
+    kw = dict(batch_size=8, sigma_max=15.0, checkpoint_every=2, progress=False, device="cpu")
+    full, _ = mnist.train(tmp_path / "a", 6, images, model=tiny(), **kw)
+    mnist.train(tmp_path / "b", 6, images, model=tiny(), time_limit_s=0.0, **kw)  # stops before step 1
+    assert read_card(tmp_path / "b")["steps"] == 0
+    mnist.train(tmp_path / "b", 3, images, model=tiny(), resume=True, **kw)
+    resumed, card = mnist.train(tmp_path / "b", 6, images, model=tiny(seed=9), resume=True, **kw)
+    assert card["steps"] == 6 and card["ema_decay"] == mnist.EMA_DECAY and card["data"]["count"] == 40
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    history = lambda d: torch.load(d / mnist.TRAIN_STATE, weights_only=True)["history"]
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    with pytest.raises(ValueError, match="already holds a training run"):
+        mnist.train(tmp_path / "a", 6, images, model=tiny(), **kw)
+    with pytest.raises(ValueError, match="batch_size"):
+        mnist.train(tmp_path / "a", 8, images, model=tiny(), resume=True, **{**kw, "batch_size": 4})
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        mnist.train(tmp_path / "c", 6, images, model=tiny(), resume=True, **kw)
+
+
+# -- sampling and inpainting -----------------------------------------------------------------------
+def test_sampler_settings_follow_the_ncsnv2_rules():
+    s = mnist.sampler_settings(15.0, 0.01, n_steps_each=3)
+    assert s.n_levels == num_levels(15.0, 0.01, ncsnv2_gamma(784))
+    gamma = (15.0 / 0.01) ** (1 / (s.n_levels - 1))
+    assert math.isclose(s.step_size, mnist.STEP_SIZE_FACTOR * ncsnv2_step_size(3, gamma, 0.01))
+    assert s.n_score_evals == 3 * s.n_levels + 1
+    sig = s.sigmas
+    assert sig[0].item() == 15.0 and sig[-1].item() == 0.01 and len(sig) == s.n_levels
+
+
+def test_sample_shape_range_and_reproducibility():
+    model, settings = tiny(), mnist.sampler_settings(15.0, 0.01, n_levels=4, n_steps_each=2)
+    x, traj = mnist.sample(model, 3, settings, seed=1, return_trajectory=True)
+    assert x.shape == (3, 1, 28, 28) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert traj.shape == (settings.n_levels + 2, 3, 1, 28, 28)
+    torch.testing.assert_close(mnist.sample(model, 3, settings, seed=1), x, rtol=0, atol=0)
+
+
+def test_inpainting_keeps_the_known_pixels():
+    model, settings = tiny(), mnist.sampler_settings(15.0, 0.01, n_levels=4, n_steps_each=2)
+    images = digits(3)
+    known = torch.zeros(28, 28, dtype=torch.bool)
+    known[:, :14] = True  # left half known
+    out = mnist.inpaint(model, images, known, settings, seed=0)
+    assert torch.equal(out[..., :14], images[..., :14])
+    assert not torch.equal(out[..., 14:], images[..., 14:])
+
+
+# -- command line ----------------------------------------------------------------------------------
+def test_cli_help_and_one_line_errors(capsys, tmp_path):
+    for cmd in ("train", "sample"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0 and "mnist" in capsys.readouterr().out
+    assert main(["train", "mnist", "--steps", "0", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    assert main(["sample", "mnist", "--n", "2", "--out", str(tmp_path / "x.npy"),
+                 "--checkpoint", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "missing" in err and "\n" not in err
+    assert main(["sample", "mnist", "--n", "2", "--out", str(tmp_path / "x.txt")]) == 2
+
+
+def test_cli_mismatched_checkpoint_exits_without_traceback(tmp_path):
+    save_checkpoint(tmp_path, tiny(), sigma_min=0.01, sigma_max=15.0)
+    card = json.loads((tmp_path / "model.json").read_text())
+    card["model"]["config"]["blocks"] = [0, 1, 2]
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    proc = subprocess.run([sys.executable, "-m", "scoretutor", "sample", "mnist", "--n", "2", "--out",
+                           str(tmp_path / "x.npy"), "--checkpoint", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error:") and "\n" not in proc.stderr.strip()
+
+
+def test_cli_sample_writes_float32_images_in_the_unit_interval(tmp_path, capsys):
+    save_checkpoint(tmp_path / "ck", tiny(), sigma_min=0.5, sigma_max=15.0)  # few levels: fast
+    out = tmp_path / "s.npy"
+    assert main(["sample", "mnist", "--n", "5", "--seed", "2", "--out", str(out), "--checkpoint",
+                 str(tmp_path / "ck"), "--steps-each", "1", "--batch-size", "3", "--device", "cpu"]) == 0
+    x = np.load(out)
+    assert x.shape == (5, 1, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+
+
+# -- the shipped checkpoint -------------------------------------------------------------------------
+def test_shipped_checkpoint_is_the_default_architecture_trained_within_30_minutes():
+    model, card = mnist.load_pretrained(device="cpu")
+    assert card["model"]["config"] == json.loads(json.dumps(mnist.make_model().config))
+    for key in ("sigma_min", "sigma_max", "ema_decay", "steps", "seed", "torch_version", "git_commit",
+                "command"):
+        assert key in card, key
+    assert card["wall_time_s"] <= 30 * 60 and card["data"]["split"] == "train"
+    assert card["command"].startswith("python -m scoretutor train mnist")
+    # Trained weights denoise: Tweedie's step x̃ + σ² s(x̃, σ) lands closer to held-out test digits than
+    # x̃ itself (an untrained, zero-output network would leave the error unchanged, ratio 1).
+    from scoretutor.data import load_mnist
+
+    x, _ = load_mnist("test")
+    x = x[:64]
+    x_noisy = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        denoised = x_noisy + 0.1**2 * model(x_noisy, 0.1)
+    assert (denoised - x).norm() < 0.5 * (x_noisy - x).norm()
