@@ -13,365 +13,328 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · Noise to the rescue: noise-conditional score models and annealed Langevin
 #
 # Notebook 03 ended with two failures of "score matching + Langevin" on the mixture
-# $p = \tfrac15\mathcal{N}((-5,-5), I) + \tfrac45\mathcal{N}((5,5), I)$:
-# the learned score is poor in **low-density regions**, and Langevin dynamics **cannot recover the
-# mode weights** $\tfrac15 : \tfrac45$ because the score of a well-separated mixture barely depends
-# on them. The fix of Song & Ermon (2019) is to *add noise*:
+# $p = \tfrac15\mathcal{N}((-5,-5), I) + \tfrac45\mathcal{N}((5,5), I)$: the learned score is poor in
+# **low-density regions**, and Langevin dynamics **cannot recover the mode weights**. The fix of Song & Ermon (2019)
+# is to *add noise*:
 #
-# 1. perturbed densities $p_{\sigma}$ and the trade-off "too much noise: no signal; too little: poor coverage";
-# 2. many noise scales $\sigma_1 > \dots > \sigma_L$ and one **noise-conditional score model** $\mathbf{s}_\theta(\mathbf{x}, i)$;
-# 3. how to choose $\sigma_1$, $L$ and the step size $\varepsilon$ (the NCSNv2 rules);
-# 4. **annealed Langevin dynamics**, which fixes the mode weights — Song & Ermon's Fig. 3, reproduced;
-# 5. two explorers to drive it all with sliders.
+# 1. perturbed densities $p_{\sigma}$: too much noise, no signal; too little, poor coverage;
+# 2. many noise levels $\sigma_1 < \dots < \sigma_L$ and one **noise-conditional score model** $\mathbf{s}_\theta(\mathbf{x}, i)$;
+# 3. training it; 4. **annealed Langevin dynamics**, which fixes the mode weights (Song & Ermon's Fig. 3);
+# 5. an explorer, an exercise and a recap. 🔍 Deep dives: the final denoising step, the NCSNv2 rules, the rings.
+#
+# **Core path:** §1–§4, the explorer and the recap — about **25 minutes** to present; the notebook runs in about a
+# minute on a laptop CPU (full mode; the main training is cached, so a re-run is quicker).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # %matplotlib inline
 import math
-import time
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from scoretutor import get_device, pick
+from scoretutor import fast_mode, pick, schedules
 from scoretutor import plotting as P
+from scoretutor.claims import check, check_greater, check_less, check_true
 from scoretutor.densities import ncsn_mixture, rings
 from scoretutor.exercises.annealing import check_annealed_langevin
+
+# %% slideshow={"slide_type": "skip"}
 from scoretutor.losses import ncsn_loss
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.models import NoiseConditionalScoreMLP
 from scoretutor.sampling import annealed_langevin, langevin
-from scoretutor.schedules import (
-    geometric_sigmas,
-    langevin_variance_ratio,
-    ncsnv2_gamma,
-    ncsnv2_step_size,
-    num_levels,
-    shell_overlap,
-    sigma_max_from_data,
-)
-from scoretutor.training import fit
+from scoretutor.training import cache_path, fit
 from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
-device = get_device()
 gen = torch.Generator().manual_seed(0)
-t_start = time.time()
-print(f"device: {device}")
+seeded = lambda seed: torch.Generator().manual_seed(seed)
+langevin = partial(langevin, progress=False)  # no progress bar per sampler call
+annealed_langevin = partial(annealed_langevin, progress=False)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · Perturbing the data with noise
 #
 # Adding Gaussian noise of scale $\sigma$ to every data point turns $p$ into
 # $$p_{\sigma}(\mathbf{x}) = \int p(\mathbf{y})\, \mathcal{N}(\mathbf{x}; \mathbf{y}, \sigma^2 I)\, d\mathbf{y}.$$
-# Sampling it is trivial: draw $\mathbf{x} \sim p$ and return $\mathbf{x} + \sigma\mathbf{z}$ with
-# $\mathbf{z} \sim \mathcal{N}(0, I)$. For a Gaussian mixture the integral is exact:
-# $p_\sigma = \sum_k w_k \mathcal{N}(\boldsymbol\mu_k, \Sigma_k + \sigma^2 I)$ (`GaussianMixture.perturb`).
-# First we check that closed form against the integral itself, estimated by Monte Carlo as
-# $\mathbb{E}_{\mathbf{y} \sim p}[\mathcal{N}(\mathbf{x}; \mathbf{y}, \sigma^2 I)]$.
+# Sampling it is trivial: draw $\mathbf{x} \sim p$ and return $\mathbf{x} + \sigma\mathbf{z}$ with $\mathbf{z} \sim \mathcal{N}(0, I)$.
+# For a Gaussian mixture the integral is exact: $p_\sigma = \sum_k w_k \mathcal{N}(\boldsymbol\mu_k, \Sigma_k + \sigma^2 I)$
+# (`GaussianMixture.perturb`, checked against a Monte Carlo estimate of the integral below).
 
-# %%
-mix = ncsn_mixture()
-mix64 = ncsn_mixture(dtype=torch.float64)
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+mix, mix64 = ncsn_mixture(), ncsn_mixture(dtype=torch.float64)
 x_check = torch.tensor([[-5.0, -5.0], [-3.5, -6.0], [5.0, 4.0], [6.0, 6.5]], dtype=torch.float64)
 y = mix64.sample(200_000, generator=gen)
-for sigma in (0.5, 2.0, 8.0):
+z_max = 0.0
+for sigma in (0.5, 2.0, 8.0):  # p_σ(x) = E_{y∼p} N(x; y, σ²I), by Monte Carlo with its standard error
     kernel = torch.exp(-((x_check[:, None] - y[None]) ** 2).sum(-1) / (2 * sigma**2)) / (2 * math.pi * sigma**2)
-    mc, se = kernel.mean(1), kernel.std(1) / math.sqrt(y.shape[0])
     closed = mix64.perturb(sigma).log_prob(x_check).exp()
-    z_scores = ((mc - closed) / se).abs()
-    print(f"σ = {sigma:>3}: closed form {closed.numpy().round(6)}  Monte Carlo {mc.numpy().round(6)}  "
-          f"max |difference|/se = {z_scores.max():.2f}")
-    assert (z_scores < 4.5).all()
+    z_max = max(z_max, ((kernel.mean(1) - closed) / (kernel.std(1) / math.sqrt(len(y)))).abs().max().item())
+check_less("closed-form p_σ = Monte Carlo integral: largest deviation in standard errors", z_max, 4.5)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ### The trade-off: how much noise?
 #
-# Now train a score model at a **single** noise level $\sigma$ by denoising score matching. It only
-# ever sees noisy points $\tilde{\mathbf{x}} \sim p_\sigma$, so it minimises the Fisher divergence
-# $\mathbb{E}_{p_\sigma}\|\mathbf{s}_\theta - \nabla \log p_\sigma\|^2$, an error **weighted by $p_\sigma$**.
-# The explorer shows, for each $\sigma$ (one model trained per value), $p_\sigma$ with its score,
-# the unweighted error $\|\mathbf{s}_\theta(\mathbf{x}) - \nabla\log p_\sigma(\mathbf{x})\|^2$ and the same error weighted
-# by $p_\sigma$ (both in units of $\mathbb{E}_{p_\sigma}\|\nabla \log p_\sigma\|^2$, so different $\sigma$ compare fairly).
+# Train a score model at a **single** noise level σ by denoising score matching. It only sees noisy points
+# $\tilde{\mathbf{x}} \sim p_\sigma$, so it minimises the Fisher divergence $\tfrac12\mathbb{E}_{p_\sigma}\|\mathbf{s}_\theta - \nabla \log p_\sigma\|^2$
+# (notebook 02's ½) — an error **weighted by $p_\sigma$**. The explorer shows, per σ, $p_\sigma$ with its score, the unweighted
+# error, and the error weighted by $p_\sigma$ (in units of $\mathbb{E}_{p_\sigma}\|\nabla \log p_\sigma\|^2$, so different σ compare fairly).
 #
-# * **Too little noise**: $p_\sigma \approx p$ (good signal), but the model is accurate only near
-#   the two modes; in between, where Langevin has to travel, its error is huge.
-# * **Too much noise**: the model is accurate everywhere, but $p_\sigma$ is one broad blob — the
-#   structure of the data is gone.
+# * **Too little noise**: $p_\sigma \approx p$, but the model is accurate only near the modes; in between, where
+#   Langevin has to travel, its error is huge.
+# * **Too much noise**: accurate everywhere, but $p_\sigma$ is one broad blob — the structure of the data is gone.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 tradeoff = NoiseTradeoffExplorer(sigmas=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), n_steps=pick(full=2000, fast=300),
                                  grid_n=pick(full=100, fast=60))
-print(f"{'σ':>5} {'Fisher error':>13} {'box average':>12} {'accurate area':>14}")
-for sigma, f in zip(tradeoff.sigma_values, tradeoff.frames, strict=True):
-    print(f"{sigma:>5g} {f['fisher']:>13.3g} {f['box_average']:>12.3g} {100 * f['accurate']:>13.0f}%")
-small, large = tradeoff.frames[0], tradeoff.frames[-1]
-assert small["box_average"] > 10 * small["fisher"] and large["box_average"] < 0.1
 tradeoff.update(sigma=0.1)
 tradeoff
 
-# %% [markdown]
-# Move the slider: at $\sigma = 0.1$ the weighted error (right) is small — training succeeded by its
-# own measure — while the unweighted error (middle) is orders of magnitude larger away from the modes.
-# From $\sigma \approx 5$ the model is accurate on the whole box.
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+small, large = tradeoff.frames[0], tradeoff.frames[-1]
+check_greater("σ = 0.1: box-average error / Fisher (weighted) error", small["box_average"] / small["fisher"], 10)
+check_less("σ = 10: box-average error (units of E‖∇log p_σ‖²)", large["box_average"], 0.1)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2 · Many noise levels, one model
 #
-# ## 2 · Many noise scales, one model
+# Take the best of both: levels $\sigma_1 < \sigma_2 < \dots < \sigma_L$, from small enough that $p_{\sigma_1} \approx p$ to
+# large enough to cover the space, and **one** network conditioned on the level,
+# $\mathbf{s}_\theta(\mathbf{x}, i) \approx \nabla_{\mathbf{x}} \log p_{\sigma_i}(\mathbf{x})$ for all $i = 1, \dots, L$.
 #
-# Take the best of both: a sequence $\sigma_1 > \sigma_2 > \dots > \sigma_L$, from large enough to cover the
-# space to small enough that $p_{\sigma_L} \approx p$, and **one** network conditioned on the level,
-# $\mathbf{s}_\theta(\mathbf{x}, i) \approx \nabla_{\mathbf{x}} \log p_{\sigma_i}(\mathbf{x})$ for all $i$.
-# It is trained on a weighted sum of Fisher divergences — each estimated by denoising score matching:
-# $$\sum_{i=1}^L \lambda(i)\, \mathbb{E}_{p_{\sigma_i}}\big[\|\nabla_{\mathbf{x}} \log p_{\sigma_i}(\mathbf{x}) - \mathbf{s}_\theta(\mathbf{x}, i)\|_2^2\big],
+# > **Numbering.** Like the deck and Song's essay we number the levels **small to large**, $\sigma_1 < \dots < \sigma_L$.
+# > The 2019 paper and NCSNv2 number them the other way ($\sigma_1$ is the *largest* there) — swap the indices when
+# > you read them. In code we write `sigma_max`, `sigma_min`, and `sigmas` in the order the sampler visits them (largest first).
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# It is trained on a weighted sum of Fisher divergences — each estimated by denoising score matching (notebook 02):
+# $$\sum_{i=1}^L \lambda(i)\, \tfrac12\mathbb{E}_{p_{\sigma_i}}\big[\|\nabla_{\mathbf{x}} \log p_{\sigma_i}(\mathbf{x}) - \mathbf{s}_\theta(\mathbf{x}, i)\|_2^2\big],
 # \qquad \lambda(i) = \sigma_i^2 .$$
-# Why $\lambda(i) = \sigma_i^2$? The target scores have size $\|\nabla \log p_{\sigma}\| \sim 1/\sigma$, so
-# $\sigma_i^2\,\|\cdot\|^2$ is $O(1)$ at every level and no level dominates. Our model feeds $\log\sigma$ through an
-# embedding into every layer and outputs $\mathbf{s}_\theta(\mathbf{x}, \sigma) = \mathrm{net}(\mathbf{x}, \sigma)/\sigma$. The $1/\sigma$
-# scaling is NCSNv2's Technique 3, which goes further and uses an *unconditional* net, $\mathbf{s}_\theta(\mathbf{x})/\sigma$;
-# we keep the embedding as well. In code we index by the level's value:
-# $\mathbf{s}_\theta(\mathbf{x}, \sigma_i) \equiv \mathbf{s}_\theta(\mathbf{x}, i)$ and $\lambda(\sigma_i) \equiv \lambda(i)$.
-#
-# ### How to choose the noise levels (NCSNv2, Song & Ermon 2020)
-#
-# * **$\sigma_1$** should be about the largest distance between two training points, so that from
-#   $p_{\sigma_1}$ every mode is within reach.
-# * **The ratio $\gamma = \sigma_{i-1}/\sigma_i$** (geometric sequence): in $D$ dimensions a sample of
-#   $\mathcal{N}(0, \sigma^2 I)$ sits on a thin shell $\|\mathbf{x}\| \approx \sqrt{D}\sigma$. Choose $\gamma$ so that
-#   $p_{\sigma_i}$ puts about half its mass in the shell of $p_{\sigma_{i-1}}$:
-#   $\Phi(\sqrt{2D}(\gamma-1)+3\gamma) - \Phi(\sqrt{2D}(\gamma-1)-3\gamma) \approx 0.5$.
-# * **The step size $\varepsilon$** for $T$ steps per level: for data at a single point, one level of
-#   Langevin started from $\mathcal{N}(0, \sigma_{i-1}^2)$ ends at variance $s_T^2$ with
-#   $$\frac{s_T^2}{\sigma_i^2} = \Big(1 - \frac{\varepsilon}{\sigma_L^2}\Big)^{2T}\Big(\gamma^2 - \frac{2\varepsilon}{\sigma_L^2 - \sigma_L^2(1 - \varepsilon/\sigma_L^2)^2}\Big) + \frac{2\varepsilon}{\sigma_L^2 - \sigma_L^2(1 - \varepsilon/\sigma_L^2)^2},$$
-#   and $\varepsilon$ is chosen to bring this ratio closest to 1.
-#
-# Each rule is tested in `tests/test_schedules.py` (Monte Carlo of the shell probability; a simulated
-# 1-D Langevin chain for the variance ratio). Here we apply them to our toy.
+# Why $\lambda(i) = \sigma_i^2$? The target scores have size $\|\nabla \log p_{\sigma}\| \sim 1/\sigma$, so $\sigma_i^2\,\|\cdot\|^2$ is $O(1)$
+# at every level and no level dominates. Our model feeds $\log\sigma$ through an embedding into every layer and outputs
+# $\mathbf{s}_\theta(\mathbf{x}, \sigma) = \mathrm{net}(\mathbf{x}, \sigma)/\sigma$ (the $1/\sigma$ scaling is NCSNv2's Technique 3). In code we index by the
+# level's value, $\mathbf{s}_\theta(\mathbf{x}, \sigma_i) \equiv \mathbf{s}_\theta(\mathbf{x}, i)$.
 
-# %%
-data = mix.sample(pick(full=5000, fast=2000), generator=gen)
-print(f"Technique 1: largest pairwise distance in the data = {sigma_max_from_data(data):.1f}  (Song & Ermon use σ₁ = 20)")
-print(f"Technique 2 in D = 2: shell overlap at γ = 1.4 / 5 / 50: "
-      f"{shell_overlap(1.4, 2, exact=True):.3f} / {shell_overlap(5, 2, exact=True):.3f} / {shell_overlap(50, 2, exact=True):.3f}"
-      " — it never drops to 0.5: in 2-D adjacent levels always overlap, so L is set by the budget.")
-for D, name in ((784, "MNIST 28×28"), (3072, "CIFAR-10 32×32×3")):
-    gamma = ncsnv2_gamma(D)
-    print(f"Technique 2 for {name} (D = {D}): γ = {gamma:.4f}; from σ₁ = 50 to σ_L = 0.01 that is L = {num_levels(50, 0.01, gamma)} levels")
-
-sigmas = geometric_sigmas(20.0, 1.0, 10)
-gamma = (20.0 / 1.0) ** (1 / 9)
-eps_rule = ncsnv2_step_size(100, gamma, 1.0)
-print(f"Technique 4 for σ: 20 → 1 in 10 levels (γ = {gamma:.3f}), T = 100: ε = {eps_rule:.3f} gives s_T²/σ_i² = "
-      f"{langevin_variance_ratio(eps_rule, 100, gamma, 1.0):.4f}; Song & Ermon's ε = 0.1 gives "
-      f"{langevin_variance_ratio(0.1, 100, gamma, 1.0):.4f}")
-print("σ_i:", np.round(sigmas.numpy(), 2))
-
-eps_grid = np.logspace(-3, 0, 200)
-fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
-for T_ in (10, 30, 100):
-    ax.plot(eps_grid, [langevin_variance_ratio(e, T_, gamma, 1.0) for e in eps_grid], label=f"T = {T_}")
-ax.axhline(1, color="k", lw=0.8)
-ax.axvline(0.1, color="grey", ls=":", label="ε = 0.1")
-ax.set(xscale="log", yscale="log", xlabel="ε", ylabel="s_T² / σ_i²", title="Technique 4: variance after one level")
-ax.legend()
-plt.show()
-
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · Training the noise-conditional model
 #
-# The loss is `ncsn_loss`: each example in a batch gets a level $i \sim \mathcal{U}\{1..L\}$, is perturbed
-# to $\tilde{\mathbf{x}} = \mathbf{x} + \sigma_i\mathbf{z}$, and contributes
-# $\lambda(\sigma_i)\cdot\tfrac12\|\mathbf{s}_\theta(\tilde{\mathbf{x}}, \sigma_i) + \mathbf{z}/\sigma_i\|^2$ (its equality with the hand-written
-# sum, and that its minimiser is the perturbed score, are in `tests/test_ncsn.py`).
+# Song & Ermon's toy: $L = 10$ levels, geometric from $\sigma_{\max} = 20$ down to $\sigma_{\min} = 1$. `ncsn_loss` gives each
+# example a random level $i$, perturbs it to $\tilde{\mathbf{x}} = \mathbf{x} + \sigma_i\mathbf{z}$, and adds
+# $\lambda(\sigma_i)\cdot\tfrac12\|\mathbf{s}_\theta(\tilde{\mathbf{x}}, \sigma_i) + \mathbf{z}/\sigma_i\|^2$.
 
-# %%
+# %% slideshow={"slide_type": "-"}
+sigmas = schedules.geometric_sigmas(20.0, 1.0, 10)  # in the order the sampler visits them: 20 first, 1 last
+n_train = pick(full=3000, fast=400)
 torch.manual_seed(0)
 model = NoiseConditionalScoreMLP(hidden=64, n_layers=3)
-t0 = time.time()
-history = fit(model, lambda m, x, g: ncsn_loss(m, x, sigmas, generator=g), mix.sample,
-              n_steps=pick(full=3000, fast=400), batch_size=256, lr=2e-3, seed=0, device="cpu")
-print(f"trained {len(history)} steps in {time.time() - t0:.1f} s")
+history = fit(model, lambda m, x, g: ncsn_loss(m, x, sigmas, generator=g), mix.sample, n_steps=n_train,
+              lr=2e-3, device="cpu", progress=False,
+              checkpoint_path=None if fast_mode() else cache_path("04-ncsn", n_steps=n_train))
 
-
+# %% slideshow={"slide_type": "skip"}
 @torch.no_grad()
 def relative_score_error(model, mixture, sigma, n=4000, seed=0):
     """E_pσ‖s_θ(x,σ) − ∇log p_σ(x)‖² / E_pσ‖∇log p_σ(x)‖², with its Monte Carlo standard error."""
     p_sigma = mixture.perturb(sigma)
-    x = p_sigma.sample(n, generator=torch.Generator().manual_seed(seed))
+    x = p_sigma.sample(n, generator=seeded(seed))
     err = ((model(x, sigma) - p_sigma.score(x)) ** 2).sum(-1)
     ref = (p_sigma.score(x) ** 2).sum(-1).mean()
     return (err.mean() / ref).item(), (err.std() / math.sqrt(n) / ref).item()
 
-
-errors = [relative_score_error(model, mix, s) for s in sigmas.tolist()]
-print("relative Fisher error per level: " + ", ".join(f"σ={s:.2f}: {e:.3f}±{se:.3f}"
-                                                   for s, (e, se) in zip(sigmas.tolist(), errors, strict=True)))
-assert errors[0][0] < 0.06 and errors[-1][0] < 0.06  # the same target as tests/test_ncsn.py
-
+# %% slideshow={"slide_type": "-"}
+errors = np.array([relative_score_error(model, mix, s) for s in sigmas.tolist()]).T
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
-axes[0].plot(history, lw=0.6, alpha=0.5)
-axes[0].plot(np.convolve(history, np.ones(25) / 25, mode="valid"), lw=1.5)
-axes[0].set(xlabel="step", ylabel="ncsn_loss (λ = σ²)", title="training loss")
-axes[1].errorbar(sigmas.numpy(), [e for e, _ in errors], yerr=[2 * se for _, se in errors], marker="o")
-axes[1].set(xscale="log", yscale="log", xlabel="σ_i", ylabel="relative Fisher error", title="score error on p_σ")
+P.plot_loss(axes[0], history, ylabel="ncsn_loss (λ = σ²)")
+P.plot_mean_se(axes[1], sigmas.numpy(), {"relative Fisher error on p_σ": tuple(errors)}, xlabel="σ_i", log=True)
 plt.show()
 
-# %% [markdown]
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+check_less("relative score error at the largest level", errors[0][0], 0.06)
+check_less("relative score error at the smallest level", errors[0][-1], 0.06)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · Annealed Langevin dynamics
 #
-# Sampling runs Langevin at every level, from the largest $\sigma$ down, with a step size that shrinks with
-# the noise, $\alpha_i = \varepsilon\,\sigma_i^2/\sigma_L^2$, and $T$ steps each:
+# Run Langevin at every level, **from the largest σ down** ($i = L, L-1, \dots, 1$), $T$ steps each — $K = L\cdot T$ steps
+# in all — with a step size that shrinks with the noise, $\alpha_i = \epsilon\,\sigma_i^2/\sigma_1^2$ (so the smallest level uses $\epsilon$):
 # $$\mathbf{x} \leftarrow \mathbf{x} + \alpha_i\,\mathbf{s}_\theta(\mathbf{x}, \sigma_i) + \sqrt{2\alpha_i}\,\mathbf{z}, \qquad \mathbf{z} \sim \mathcal{N}(0, I).$$
-# The $\sigma_1$ model is good at the beginning: $p_{\sigma_1}$ is a single broad blob centred near the mixture
-# mean, so every particle is pulled into it wherever it started. As $\sigma$ shrinks the blob contracts and then
-# splits; because the large-$\sigma$ scores still "see" both components, the particles divide in the ratio
-# $\tfrac15 : \tfrac45$ by the time the modes separate (around $\sigma \approx 3$–$4$, see the snapshots below).
-# The small-$\sigma$ models then refine.
-#
-# **Song & Ermon's toy experiment**: $\sigma$ geometric from 20 to 1 in 10 levels, $\varepsilon = 0.1$,
-# $T = 100$, 1280 particles from $\mathcal{U}[-8, 8]^2$; plain Langevin gets the same 1000 steps at the
-# smallest step size $\varepsilon$ and the exact score of $p$. As in the 2019 paper we stop after the last
-# Langevin step (`denoise_last=False`); the optional final denoising step is discussed below.
+# **The $\sigma_L$ model is good at the beginning**: $p_{\sigma_L}$ is one broad blob, so every particle is pulled into it
+# wherever it started. **The $\sigma_1$ model refines.** In code, a few lines — the same as the package's sampler:
 
-# %%
-EPS, T, N = 0.1, 100, 1280
-x0 = torch.rand(N, 2, generator=gen) * 16 - 8
-exact_score = mix.noise_conditional_score()   # s(x, σ) = ∇log p_σ(x), p_σ = mix.perturb(σ) cached per σ
+# %% slideshow={"slide_type": "-"}
+def annealed_loop(score, x, sigmas, eps, T, generator):
+    for sigma in sigmas:  # largest first
+        alpha = eps * sigma**2 / sigmas[-1] ** 2
+        for _ in range(T):
+            x = x + alpha * score(x, sigma) + math.sqrt(2 * alpha) * torch.randn(x.shape, generator=generator)
+    return x
 
-x_plain = langevin(mix.score, x0, EPS, T * len(sigmas), generator=torch.Generator().manual_seed(1)).x
-x_exact, traj, _, _ = annealed_langevin(exact_score, x0, sigmas, EPS, T, generator=torch.Generator().manual_seed(1),
-                                        denoise_last=False, return_trajectory=True, trajectory_every=T)
-x_learned = annealed_langevin(model.frozen_score(), x0, sigmas, EPS, T,
-                              generator=torch.Generator().manual_seed(1), denoise_last=False).x
-x_data = mix.sample(N, generator=gen)
 
-results = {"data": x_data, "Langevin (exact score)": x_plain,
-           "annealed (exact scores)": x_exact, "annealed (learned model)": x_learned}
-print(f"{'':<27}{'weight of (−5,−5)':>20}   SW₂ to data")
-for name, x in results.items():
-    mf = mode_fractions(x, mix)
-    sw = sliced_wasserstein(x, data, generator=torch.Generator().manual_seed(0))
-    print(f"{name:<27}{mf.fractions[0]:>13.3f} ± {mf.stderr[0]:.3f}   {sw:8.3f}")
-w = {name: mode_fractions(x, mix).fractions[0].item() for name, x in results.items()}
-assert abs(w["annealed (exact scores)"] - 0.2) < 0.05 and abs(w["annealed (learned model)"] - 0.2) < 0.05
-assert abs(w["Langevin (exact score)"] - 0.2) > 0.15
+x0, exact_score = torch.rand(1280, 2, generator=gen) * 16 - 8, mix.noise_conditional_score()
+mine = annealed_loop(exact_score, x0, sigmas.tolist(), 0.1, 100, seeded(1))
+x_exact = annealed_langevin(exact_score, x0, sigmas, 0.1, 100, generator=seeded(1), denoise_last=False).x
+check_less("max |our loop − scoretutor.sampling.annealed_langevin|", (mine - x_exact).abs().max(), 1e-4)
 
-fig, axes = P.figure_row(4, size=3.2)
-for ax, (name, x) in zip(axes, results.items(), strict=True):
-    P.plot_samples(ax, x, lim=9, s=2, title=f"{name}\n(−5,−5): {w[name]:.2f}")
+# %% [markdown] slideshow={"slide_type": "slide"}
+# **Song & Ermon's toy experiment**: the 10 levels above, $\epsilon = 0.1$, $T = 100$ ($K = 1000$), 1280 particles from
+# $\mathcal{U}[-8, 8]^2$. Plain Langevin gets the same $K = 1000$ steps at step size $\epsilon$ with the exact score of $p$.
+# As in the 2019 paper we stop after the last Langevin step (`denoise_last=False`).
+
+# %% slideshow={"slide_type": "-"}
+EPS, T = 0.1, 100
+samples = {
+    "data": mix.sample(len(x0), generator=gen),
+    "Langevin (exact score)": langevin(mix.score, x0, EPS, T * len(sigmas), generator=seeded(1)).x,
+    "annealed (exact scores)": x_exact,
+    "annealed (learned model)": annealed_langevin(model.frozen_score(), x0, sigmas, EPS, T, generator=seeded(1),
+                                                  denoise_last=False).x,
+}
+weight = {name: mode_fractions(x, mix).fractions[0].item() for name, x in samples.items()}
+P.sample_panels({f"{name}\n(−5,−5): {weight[name]:.2f}": x for name, x in samples.items()}, lim=9)
 plt.show()
 
-# %% [markdown]
-# Plain Langevin leaves each particle on the side of the gap where it started — about half of them go
-# to each mode, because the score cannot tell the modes' weights apart. Annealed Langevin, with the exact
-# perturbed scores and with our learned model, puts about 0.20 of the particles on the small mode (within $\pm 0.05$, as asserted above; the
-# binomial standard error with 1280 particles is 0.011).
-#
-# **The final denoising step.** After the last level the particles are samples of $p_{\sigma_L}$, not of $p$:
-# each mode has variance $1 + \sigma_L^2 = 2$ instead of 1 (look closely: the annealed clusters are a bit
-# wider than the data). `denoise_last=True` (the default, from NCSNv2) adds one noise-free step
-# $\mathbf{x} \leftarrow \mathbf{x} + \sigma_L^2\, \mathbf{s}_\theta(\mathbf{x}, \sigma_L)$, which by Tweedie's formula is the
-# posterior mean $\mathbb{E}[\mathbf{x}_{\text{clean}} \mid \mathbf{x}]$. For one unit Gaussian mode that is
-# $\boldsymbol\mu + (\mathbf{x} - \boldsymbol\mu)/(1 + \sigma_L^2)$: the variance becomes $(1+\sigma_L^2)/(1+\sigma_L^2)^2 = 1/(1+\sigma_L^2) = 0.5$ — too narrow at
-# this large $\sigma_L$, harmless at the small $\sigma_L$ used for images, where it removes visible noise.
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+# 1280 particles: binomial standard error of a 0.2 share is 0.011; ±0.05 is about 4.5 of them
+check("annealed (exact scores): weight of (−5,−5)", weight["annealed (exact scores)"], 0.2, 0.05)
+check("annealed (learned model): weight of (−5,−5)", weight["annealed (learned model)"], 0.2, 0.05)
+check_greater("plain Langevin: |weight of (−5,−5) − 0.2|", abs(weight["Langevin (exact score)"] - 0.2), 0.15)
 
-# %%
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Plain Langevin leaves each particle on the side of the gap where it started — about half go to each mode. Annealed
+# Langevin, with the exact perturbed scores and with our learned model, puts about 0.20 of the particles on the small mode.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### The $\sigma_L$ model first, the $\sigma_1$ model refines
+#
+# The particles at the end of some of the levels (exact scores). At $\sigma_L = 20$ they form one blob much wider than
+# the box; as σ shrinks it contracts towards the heavy mode and, around σ ≈ 3–4, splits — with the small mode's share
+# already ≈ 0.2 (the share printed is that of particles nearer to $(-5,-5)$ than to $(5,5)$). The last levels only sharpen.
+
+# %% slideshow={"slide_type": "-"}
+traj = annealed_langevin(exact_score, x0, sigmas, EPS, T, generator=seeded(1), denoise_last=False,
+                         return_trajectory=True, trajectory_every=T).trajectory
+shown = [0, 3, 5, 7, 9]  # level indices in visiting order: σ = 20 … 1
+share = lambda x: mode_fractions(x, mix).fractions[0].item()
+P.sample_panels({f"σ = {sigmas[k]:.2f}: {share(traj[k + 1]):.2f}": traj[k + 1] for k in shown}, lim=12, size=3.0)
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 🔍 Deep dive: the final denoising step
+#
+# After the last level the particles are samples of $p_{\sigma_1}$, not of $p$: each mode has variance $1 + \sigma_1^2 = 2$
+# instead of 1. `denoise_last=True` (the default, from NCSNv2) adds one noise-free step
+# $\mathbf{x} \leftarrow \mathbf{x} + \sigma_1^2\, \mathbf{s}_\theta(\mathbf{x}, \sigma_1)$, by Tweedie's formula the posterior mean $\mathbb{E}[\mathbf{x}_{\text{clean}} \mid \mathbf{x}]$.
+# For one unit Gaussian mode that is $\boldsymbol\mu + (\mathbf{x} - \boldsymbol\mu)/(1 + \sigma_1^2)$, with variance $1/(1+\sigma_1^2) = 0.5$ —
+# too narrow at this large $\sigma_1$, harmless at the small $\sigma_1$ used for images, where it removes visible noise.
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 x_denoised = x_exact + sigmas[-1] ** 2 * exact_score(x_exact, sigmas[-1].item())
 heavy = mix.component_of(x_exact) == 1
-var_before, var_after = x_exact[heavy].var(0).mean().item(), x_denoised[heavy].var(0).mean().item()
-print(f"variance per axis in the (5,5) mode: before denoising {var_before:.2f} (theory 2.00), "
-      f"after {var_after:.2f} (theory 0.50)")
-# Sample variances of ~1000 points have relative standard error √(2/n) ≈ 0.045; allow 4 of them
-# (ULA's own bias at α = 0.1, a factor 1/(1 − α/4) ≈ 1.026 on the variance, fits well inside).
-assert abs(var_before - 2.0) < 4 * 0.045 * 2.0 and abs(var_after - 0.5) < 4 * 0.045 * 0.5 + 0.02
+# sample variances of ~1000 points have relative standard error √(2/n) ≈ 0.045: allow 4 of them (ULA's own
+# bias at α = 0.1, a factor 1/(1 − α/4) ≈ 1.026 on the variance, fits inside)
+check("variance per axis in the (5,5) mode before denoising", x_exact[heavy].var(0).mean(), 2.0, 4 * 0.045 * 2.0)
+check("variance per axis after the denoising step", x_denoised[heavy].var(0).mean(), 0.5, 4 * 0.045 * 0.5 + 0.02)
 
-# %% [markdown]
-# ### Large σ first, small σ refines
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 🔍 Deep dive: how to choose the noise levels (NCSNv2, Song & Ermon 2020)
 #
-# The particles at the end of each level of the run above (exact scores):
+# * **Technique 1, $\sigma_{\max}$** ($=\sigma_L$): about the largest distance between two training points, so every mode is within reach.
+# * **Technique 2, the ratio $\gamma = \sigma_{i+1}/\sigma_i$** (geometric levels): in $D$ dimensions a sample of $\mathcal{N}(0, \sigma^2 I)$
+#   sits on a thin shell $\|\mathbf{x}\| \approx \sqrt{D}\sigma$; choose $\gamma$ so that each level puts about half its mass in the shell of the next larger one:
+#   $\Phi(\sqrt{2D}(\gamma-1)+3\gamma) - \Phi(\sqrt{2D}(\gamma-1)-3\gamma) \approx 0.5$.
+# * **Technique 4, the step size $\epsilon$** for $T$ steps per level: for data at a single point, one level of Langevin started
+#   from $\mathcal{N}(0, \sigma_{i+1}^2)$ ends at variance $s_T^2$ with ($\sigma_{\min} = \sigma_1$)
+#   $$\frac{s_T^2}{\sigma_i^2} = \Big(1 - \frac{\epsilon}{\sigma_{\min}^2}\Big)^{2T}\Big(\gamma^2 - \frac{2\epsilon}{\sigma_{\min}^2 - \sigma_{\min}^2(1 - \epsilon/\sigma_{\min}^2)^2}\Big) + \frac{2\epsilon}{\sigma_{\min}^2 - \sigma_{\min}^2(1 - \epsilon/\sigma_{\min}^2)^2},$$
+#   and $\epsilon$ is chosen to bring this ratio closest to 1.
 
-# %%
-fig, axes = plt.subplots(2, 5, figsize=(15, 6.4), layout="constrained")
-for i, ax in enumerate(axes.flat):
-    snap = traj[i + 1]
-    frac = mode_fractions(snap, mix).fractions[0].item()
-    P.plot_samples(ax, snap, lim=12, s=2, title=f"after level {i + 1}: σ = {sigmas[i]:.2f}\n(−5,−5): {frac:.2f}")
+# %% slideshow={"slide_type": "-"}
+gamma, d_cifar = (20.0 / 1.0) ** (1 / 9), 3072
+gamma_cifar = schedules.ncsnv2_gamma(d_cifar)
+print(f"T1: largest distance in our data: {schedules.sigma_max_from_data(mix.sample(2000, generator=gen)):.1f}"
+      " (Song & Ermon use σ_max = 20)")
+print(f"T2: in 2-D adjacent levels always overlap: even at γ = 50 the overlap is "
+      f"{schedules.shell_overlap(50, 2, exact=True):.2f} > 0.5, so L is set by the budget")
+print(f"T2: for CIFAR-10 (D = {d_cifar}) γ = {gamma_cifar:.3f}, "
+      f"L = {schedules.num_levels(50, 0.01, gamma_cifar)} levels from σ_max = 50 to σ_min = 0.01")
+print(f"T4: our schedule (γ = {gamma:.3f}, T = 100): ε = {schedules.ncsnv2_step_size(100, gamma, 1.0):.3f}; "
+      f"Song & Ermon's ε = 0.1 gives s_T²/σ_i² = {schedules.langevin_variance_ratio(0.1, 100, gamma, 1.0):.3f}")
+
+# %% slideshow={"slide_type": "-"}
+eps_grid = np.logspace(-3, 0, 200)
+fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
+for T_ in (10, 30, 100):
+    ax.loglog(eps_grid, [schedules.langevin_variance_ratio(e, T_, gamma, 1.0) for e in eps_grid], label=f"T = {T_}")
+ax.axhline(1, color="k", lw=0.8)
+ax.set(xlabel="ε", ylabel="s_T² / σ_i²", title="Technique 4: variance after one level")
+ax.legend()
 plt.show()
 
-# %% [markdown]
-# At $\sigma_1 = 20$ the particles form one blob much wider than the box (the "(−5,−5)" share printed
-# above a panel is just the share of particles nearer to $(-5,-5)$ than to $(5,5)$). As $\sigma$ shrinks the blob
-# contracts towards the heavy mode; around $\sigma \approx 3$–$4$ it splits, and at that moment the share of the
-# small mode is already $\approx 0.2$. The remaining levels only sharpen the two clusters.
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 🔍 Deep dive: a harder data set, two rings
 #
-# ## 5 · A harder data set: rings
-#
-# Two concentric rings (`rings()`, an analytic mixture of many small Gaussians, so the true score is
-# known). Technique 1 gives $\sigma_1$, the rings' width suggests $\sigma_L$, and Technique 4 gives $\varepsilon$.
+# Two concentric rings (`rings()`, a mixture of many small Gaussians, so the true score is known). Technique 1 gives
+# $\sigma_{\max}$, the rings' width suggests $\sigma_{\min} = 0.1$, and Technique 4 gives $\epsilon$.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 ring = rings()
 ring_data = ring.sample(pick(full=5000, fast=2000), generator=gen)
-s1 = sigma_max_from_data(ring_data)
-ring_sigmas = geometric_sigmas(s1, 0.1, 12)
-ring_gamma = (s1 / 0.1) ** (1 / 11)
-T_ring = 50
-eps_ring = ncsnv2_step_size(T_ring, ring_gamma, 0.1)
-print(f"σ₁ = {s1:.2f}, σ_L = 0.1, L = 12 (γ = {ring_gamma:.3f}), T = {T_ring}, ε = {eps_ring:.2e}")
-
+ring_sigmas = schedules.geometric_sigmas(schedules.sigma_max_from_data(ring_data), 0.1, 12)
+eps_ring = schedules.ncsnv2_step_size(50, (ring_sigmas[0] / 0.1).item() ** (1 / 11), 0.1)
 torch.manual_seed(1)
 ring_model = NoiseConditionalScoreMLP(hidden=pick(full=128, fast=64), n_layers=3)
-t0 = time.time()
-ring_history = fit(ring_model, lambda m, x, g: ncsn_loss(m, x, ring_sigmas, generator=g), ring.sample,
-                   n_steps=pick(full=4000, fast=1200), batch_size=256, lr=2e-3, seed=1, device="cpu")
-print(f"trained {len(ring_history)} steps in {time.time() - t0:.1f} s")
+n_ring = pick(full=4000, fast=1200)
+ring_history = fit(ring_model, lambda m, x, g: ncsn_loss(m, x, ring_sigmas, generator=g), ring.sample, n_ring,
+                   lr=2e-3, seed=1, device="cpu", progress=False,
+                   checkpoint_path=None if fast_mode() else cache_path("04-rings", n_steps=n_ring))
+x0_ring = torch.rand(1280, 2, generator=gen) * 16 - 8
+x_ring = annealed_langevin(ring_model.frozen_score(), x0_ring, ring_sigmas, eps_ring, 50, generator=seeded(2)).x
 
-x0_ring = torch.rand(N, 2, generator=gen) * 16 - 8
-x_ring = annealed_langevin(ring_model.frozen_score(), x0_ring, ring_sigmas, eps_ring, T_ring,
-                           generator=torch.Generator().manual_seed(2)).x
-sw_ring = sliced_wasserstein(x_ring, ring_data, generator=torch.Generator().manual_seed(0))
-sw_init = sliced_wasserstein(x0_ring, ring_data, generator=torch.Generator().manual_seed(0))
-sw_ref = sliced_wasserstein(ring.sample(N, generator=gen), ring_data, generator=torch.Generator().manual_seed(0))
-print(f"SW₂ to data: annealed samples {sw_ring:.3f}, fresh data samples {sw_ref:.3f}, the uniform start {sw_init:.3f}")
-assert sw_ring < 0.25 * sw_init
-
+# %% slideshow={"slide_type": "-"}
+sw_ring, sw_init = (sliced_wasserstein(x, ring_data, generator=seeded(0)) for x in (x_ring, x0_ring))
 fig, axes = P.figure_row(3, size=3.4)
-axes[0].plot(ring_history, lw=0.5, alpha=0.5)
-axes[0].plot(np.convolve(ring_history, np.ones(25) / 25, mode="valid"))
-axes[0].set(xlabel="step", ylabel="ncsn_loss", title="training loss (rings)")
-P.plot_samples(axes[1], ring_data[:N], lim=7, s=2, title="data")
+P.plot_loss(axes[0], ring_history, title="training loss (rings)")
+P.plot_samples(axes[1], ring_data[:1280], lim=7, s=2, title="data")
 P.plot_samples(axes[2], x_ring, lim=7, s=2, title=f"annealed Langevin (SW₂ {sw_ring:.2f})")
 plt.show()
 
-# %% [markdown]
-# ## 6 · Explore: σ₁, σ_L, L, ε and T
-#
-# The explorer runs annealed Langevin on the learned model for the toy mixture (a fixed set of starting
-# points, so only the schedule changes). The default is a quick schedule ($T = 10$) that updates live;
-# try $T = 100$ (the paper's setting), a tiny $\sigma_1$ (no annealing: the weights go wrong again), a
-# single level $L = 1$, or a large $\varepsilon$.
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+check_less("rings: SW₂ of the annealed samples / SW₂ of the uniform start", sw_ring / sw_init, 0.25)
 
-# %%
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 5 · Explore: σ_max, σ_min, L, ε and T
+#
+# Annealed Langevin on the learned model (a fixed set of starting points, so only the schedule changes). The default is a
+# quick schedule ($T = 10$) that updates live; try $T = 100$ (the paper's setting), a small $\sigma_{\max}$ (little annealing:
+# the weights go wrong again), a single level $L = 1$, or a large $\epsilon$.
+
+# %% slideshow={"slide_type": "-"}
 explorer = AnnealingExplorer(model, n_particles=300)
 explorer
 
-# %%
-# two settings to compare, driven from code: the paper's T = 100, and almost no annealing (σ₁ = 2)
-for settings in ({"T": 100}, {"sigma_1": 2.0, "T": 100}):
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+# drive it headlessly, as slider moves would: the paper's T = 100, then almost no annealing (σ_max = 2)
+errs = {}
+for name, settings in {"paper": {"T": 100}, "σ_max = 2": {"sigma_1": 2.0, "T": 100}}.items():
     explorer.update(**settings)
+    errs[name] = explorer.quality["mode_weight_error"]
     print(explorer.status_text)
 _ = explorer.update(sigma_1=20.0, T=10)  # back to the live default
+check_true("the explorer runs both settings", len(errs) == 2, ", ".join(f"{k}: ½Σ|f−w| = {v:.3f}" for k, v in errs.items()))
 
-# %% [markdown]
-# ## 7 · Exercise: write annealed Langevin yourself
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 6 · Exercise: write annealed Langevin yourself
 #
-# Complete `my_annealed_langevin`. `noise(shape)` returns a fresh $\mathbf{z} \sim \mathcal{N}(0, I)$; call it
-# exactly once per step. Skip the final denoising step.
+# Without scrolling up, complete `my_annealed_langevin`. `noise(shape)` returns a fresh $\mathbf{z} \sim \mathcal{N}(0, I)$; call it
+# exactly once per step. Skip the final denoising step. (The solution is in the collapsed cell below.)
 
-# %%
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
 def my_annealed_langevin(score_fn, x0, sigmas, eps, T, noise):
-    """For each σ_i (largest first): α_i = ε·σ_i²/σ_L², then T steps x ← x + α_i·s(x, σ_i) + √(2α_i)·z."""
+    """For each σ in `sigmas` (largest first): α = ε·σ²/σ_min², then T steps x ← x + α·s(x, σ) + √(2α)·z."""
     x = x0
     raise NotImplementedError  # your code here
     return x
@@ -379,16 +342,24 @@ def my_annealed_langevin(score_fn, x0, sigmas, eps, T, noise):
 
 check_annealed_langevin(my_annealed_langevin);
 
-# %% [markdown]
-# ## Summary
-#
-# * Noise fills the low-density regions: a score model trained on $p_\sigma$ is accurate where
-#   Langevin needs it, at the price of blurring the data — so we use many $\sigma$ and one
-#   noise-conditional model $\mathbf{s}_\theta(\mathbf{x}, i)$, trained with $\lambda(i) = \sigma_i^2$.
-# * Annealed Langevin ($\alpha_i = \varepsilon\sigma_i^2/\sigma_L^2$, large $\sigma$ first) recovers the
-#   mode weights that plain Langevin cannot.
-# * The NCSNv2 rules pick $\sigma_1$ (largest data distance), $\gamma$ (shell overlap, meaningful for
-#   $D \ge 5$) and $\varepsilon$ (variance ratio closest to 1).
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+def solution_annealed_langevin(score_fn, x0, sigmas, eps, T, noise):
+    x = x0
+    for sigma in sigmas:  # largest first: the σ_L model starts, the σ₁ model refines
+        alpha = eps * sigma**2 / sigmas[-1] ** 2
+        for _ in range(T):
+            x = x + alpha * score_fn(x, sigma) + math.sqrt(2 * alpha) * noise(x.shape)
+    return x
 
-# %%
-print(f"notebook ran in {time.time() - t_start:.0f} s")
+
+check_true("the solution passes the checker", check_annealed_langevin(solution_annealed_langevin))
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap
+#
+# * **Model the score** $\nabla_\mathbf{x}\log p(\mathbf{x})$ instead of $p(\mathbf{x})$: $Z_\theta$ drops out (notebook 01).
+# * **Train by score matching**: the Fisher divergence $\tfrac12\mathbb{E}_{p(\mathbf{x})}\|\nabla_\mathbf{x}\log p(\mathbf{x}) - \mathbf{s}_\theta(\mathbf{x})\|_2^2$, made
+#   computable by denoising score matching (notebook 02).
+# * **Sample by Langevin**: $\mathbf{x}_{i+1} \leftarrow \mathbf{x}_i + \epsilon\,\mathbf{s}_\theta(\mathbf{x}_i) + \sqrt{2\epsilon}\,\mathbf{z}_i$, $i = 0, \dots, K-1$ (notebook 03).
+# * **Circumvent low density: add noise** — levels $\sigma_1 < \dots < \sigma_L$, one model $\mathbf{s}_\theta(\mathbf{x}, i)$ trained with
+#   $\lambda(i) = \sigma_i^2$, and annealed Langevin from $\sigma_L$ down to $\sigma_1$, which recovers the mode weights (this notebook).

@@ -6,6 +6,7 @@ can later update that artist's data instead of rebuilding the figure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -126,6 +127,106 @@ def figure_row(n: int, size: float = 3.6, titles: Sequence[str] | None = None):
     for ax, t in zip(axes, titles or [], strict=False):
         ax.set_title(t, fontsize=11)
     return fig, axes
+
+
+# -- lecture figures: the notebooks' recurring plots in one call each ----------------------------
+def plot_contours(ax: plt.Axes, prob: Callable[[Tensor], Tensor], lim: Lim = 8.0, n: int = 120,
+                  levels: Sequence[float] = (1e-4, 1e-2), color: str = "w", **kwargs):
+    """Iso-density lines of p (default: p = 10⁻⁴ and 10⁻², "where the data live")."""
+    X, Y, _ = grid(lim, n)
+    kwargs.setdefault("linewidths", 0.7)
+    return ax.contour(X, Y, evaluate_on_grid(prob, lim, n), levels=list(levels), colors=color, **kwargs)
+
+
+def sample_panels(samples: dict[str, Tensor], lim: Lim = 8.0, size: float = 3.2, s: float = 2.0,
+                  background: Callable[[Tensor], Tensor] | None = None):
+    """One scatter panel per entry (title = key), optionally over the density ``background`` (log p)."""
+    fig, axes = figure_row(len(samples), size=size)
+    for ax, (title, x) in zip(axes, samples.items(), strict=True):
+        if background is not None:
+            plot_image(ax, np.exp(evaluate_on_grid(background, lim, 100)), lim, cmap="Greys", alpha=0.5)
+        plot_samples(ax, x, lim, s=s, title=title)
+    return fig, axes
+
+
+def plot_loss(ax: plt.Axes, history: Sequence[float], window: int = 25, title: str = "training loss",
+              ylabel: str = "loss"):
+    """A loss history (faint) and its moving average over ``window`` steps."""
+    h = np.asarray(history, dtype=float)
+    ax.plot(h, lw=0.5, alpha=0.4, color="C0")
+    w = max(1, min(int(window), len(h)))
+    ax.plot(np.arange(w - 1, len(h)), np.convolve(h, np.ones(w) / w, mode="valid"), lw=1.5, color="C0")
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    return ax
+
+
+def plot_mean_se(ax: plt.Axes, x, series: dict[str, tuple], reference: tuple[float, str] | None = None,
+                 xlabel: str = "", ylabel: str = "", log: bool = False):
+    """Curves with ±2 standard-error bars: ``series = {label: (means, standard_errors)}``.
+
+    ``reference = (value, label)`` adds a dotted horizontal line (e.g. the value theory predicts).
+    """
+    for label, (mean, se) in series.items():
+        ax.errorbar(x, mean, yerr=2 * np.asarray(se), marker="o", ms=4, capsize=3, label=label)
+    if reference is not None:
+        ax.axhline(reference[0], color="k", ls=":", label=reference[1])
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if log:
+        ax.set(xscale="log", yscale="log")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_error_vs_density(ax: plt.Axes, p_grid: np.ndarray, err_grid: np.ndarray, n_bins: int = 16,
+                          min_count: int = 20):
+    """Median score error in log-spaced bins of the density (bins with < ``min_count`` cells dropped)."""
+    p, e = np.asarray(p_grid).ravel(), np.asarray(err_grid).ravel()
+    bins = np.logspace(-10, np.log10(p.max()), n_bins)
+    which = np.digitize(p, bins, right=True)  # bins[b-1] < p <= bins[b]: the densest cell is kept
+    keep = [b for b in range(1, len(bins)) if (which == b).sum() >= min_count]
+    centres = [math.sqrt(bins[b - 1] * bins[b]) for b in keep]
+    ax.loglog(centres, [np.median(e[which == b]) for b in keep], "o-")
+    ax.set(xlabel="p(x)", ylabel="median error ‖s_θ − ∇log p‖", title="error against density")
+    return ax
+
+
+def plot_grid_cost(ax: plt.Axes, max_dim: int = 784, per_axis: Sequence[int] = (10, 20, 100)):
+    """log₁₀ of the number of grid points n^d needed to integrate over d dimensions."""
+    dims = np.arange(1, max_dim + 1)
+    for n in per_axis:
+        ax.semilogx(dims, dims * math.log10(n), label=f"{n} points per axis")
+    ax.axhline(80, color="gray", ls="--")
+    ax.text(1.1, 110, "atoms in the universe ≈ 10^80", color="gray")
+    ax.axvline(max_dim, color="k", ls=":")
+    ax.set(xlabel="dimension d", ylabel="log10(grid points)", title="The cost of computing Z on a grid")
+    ax.legend()
+    return ax
+
+
+def plot_convergence(ax: plt.Axes, curves: dict[str, np.ndarray], floor: tuple[float, float]):
+    """Distance-to-target curves (rows of (step, distance)) on log axes, with the noise floor ±2 sd."""
+    colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(curves) - 1, 1))).tolist() + ["#d62728"]
+    for (name, c), color in zip(curves.items(), colors, strict=False):
+        ax.plot(np.maximum(c[:, 0], 0.7), c[:, 1], marker="o", ms=3, color=color, label=name,
+                ls="--" if name.startswith("MALA") else "-")
+    mean, sd = floor
+    ax.axhspan(mean - 2 * sd, mean + 2 * sd, color="0.8", label="exact samples (noise floor)")
+    ax.set(xscale="log", yscale="log", xlabel="Langevin step (step 0 at 0.7)", ylabel="SW₂ to p")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_fractions(ax: plt.Axes, fractions: dict[str, tuple[float, float]], target: float,
+                   ylabel: str = "fraction in the small mode (±2 se)"):
+    """Bars of measured fractions ``{name: (value, standard_error)}`` against a dotted target line."""
+    names = list(fractions)
+    vals, ses = zip(*fractions.values(), strict=True)
+    colors = [f"C{i}" for i in range(len(names))]
+    bars = ax.bar(names, vals, yerr=[2 * s for s in ses], capsize=4, color=colors)
+    ax.axhline(target, color="k", ls=":", label=f"target {target:g}")
+    ax.set(ylabel=ylabel, ylim=(0, max(0.65, 1.2 * max(vals))))
+    ax.legend(fontsize=8)
+    return bars
 
 
 # =============================================================================================

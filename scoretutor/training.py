@@ -15,6 +15,7 @@ evaluates ``loss_fn(model, batch, generator)``, and takes an Adam step. The run 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -191,3 +192,26 @@ def train_single_sigma_models(data: Data, sigmas: Sequence[float], n_steps: int,
     fit(model, loss_fn, data, n_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
         progress=progress, desc="single-σ models")
     return model
+
+
+# -- a cache for notebook trainings, so a re-run in class loads instead of retraining -------------
+CACHE_ENV = "SCORETUTOR_CACHE"
+
+
+def cache_path(name: str, **settings) -> Path:
+    """Checkpoint file for ``fit(checkpoint_path=...)``, keyed by the run's name and settings.
+
+    The folder is ``$SCORETUTOR_CACHE`` if set, else ``$XDG_CACHE_HOME/scoretutor`` (default
+    ``~/.cache/scoretutor``). The key is a short hash of the name, the sorted settings and the package
+    version: the same call gives the same file (``fit`` then finds a finished run and returns at once),
+    any changed setting gives a new one. Delete the folder to clear the cache.
+    """
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError(f"name must be a non-empty string of letters, digits, '-', '_' or '.', got {name!r}")
+    from scoretutor import __version__
+
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = os.environ.get(CACHE_ENV) or xdg / "scoretutor"
+    key = repr((name, sorted((k, repr(v)) for k, v in settings.items()), __version__))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(folder).expanduser() / f"{name}-{digest}.pt"

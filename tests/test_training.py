@@ -140,3 +140,42 @@ def test_mixed_precision_is_ignored_off_cuda():
         runs.append(fit(model, loss, ncsn_mixture().sample, 5, batch_size=32, device="cpu",
                         progress=False, mixed_precision=amp))
     assert runs[0] == runs[1]
+
+
+def test_cache_path_is_keyed_by_name_settings_and_version(tmp_path, monkeypatch):
+    import scoretutor
+    from scoretutor.training import cache_path
+
+    monkeypatch.setenv("SCORETUTOR_CACHE", str(tmp_path))
+    a = cache_path("dsm", sigma=0.1, n_steps=3000)
+    assert a.parent == tmp_path and a.name.startswith("dsm-") and a.suffix == ".pt"
+    assert cache_path("dsm", n_steps=3000, sigma=0.1) == a  # order of the settings does not matter
+    assert cache_path("dsm", sigma=0.1, n_steps=3001) != a
+    assert cache_path("dsm2", sigma=0.1, n_steps=3000) != a
+    monkeypatch.setattr(scoretutor, "__version__", "9.9.9")
+    assert cache_path("dsm", sigma=0.1, n_steps=3000) != a
+    monkeypatch.delenv("SCORETUTOR_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_path("dsm").parent == tmp_path / "xdg" / "scoretutor"
+    for bad in ["", "../x", "a b", 3]:
+        with pytest.raises(ValueError, match="name"):
+            cache_path(bad)
+
+
+def test_fit_with_a_cached_checkpoint_returns_the_finished_run_without_training(tmp_path, monkeypatch):
+    from scoretutor.training import cache_path
+
+    monkeypatch.setenv("SCORETUTOR_CACHE", str(tmp_path))
+    path = cache_path("tiny", n_steps=20)
+    data = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    loss = lambda m, x, g: ((m(x) - x) ** 2).mean()
+    torch.manual_seed(0)
+    first = torch.nn.Linear(2, 2)
+    h1 = fit(first, loss, data, 20, batch_size=8, device="cpu", checkpoint_path=path)
+    calls = []
+    torch.manual_seed(1)  # different initial weights: the cache must overwrite them
+    second = torch.nn.Linear(2, 2)
+    h2 = fit(second, lambda m, x, g: calls.append(1) or loss(m, x, g), data, 20, batch_size=8, device="cpu",
+             checkpoint_path=path)
+    assert h2 == h1 and not calls
+    assert torch.equal(second.weight, first.weight.cpu())

@@ -85,4 +85,11 @@ def test_annealing_explorer_updates_and_reports_bad_settings():
     ex.update(sigma_1=20.0, sigma_L=0.01, step_size=1.0)  # α_1 = 4·10⁶: the chain blows up
     assert "diverged" in ex.status_text
     ex.update(sigma_1=2.0, sigma_L=0.5, step_size=0.01, L=1)
-    assert "L=1" in ex.status_text and "σ_L unused" in ex.status_text
+    assert "L=1" in ex.status_text and "σ_min unused" in ex.status_text
+
+
+def test_annealing_explorer_sliders_use_names_that_cannot_be_misread():
+    # the deck numbers σ₁ < … < σ_L, the 2019 paper the other way: the sliders say σ_max / σ_min
+    ex = AnnealingExplorer(NoiseConditionalScoreMLP(hidden=16, embed_dim=8), n_particles=20, T=1, L=2)
+    assert ex.sliders["sigma_1"].description == "σ_max" and ex.sliders["sigma_L"].description == "σ_min"
+    assert not any("σ₁" in s.description for s in ex.sliders.values())

@@ -72,7 +72,7 @@ def check_langevin_step(student_step: Callable[[Tensor, Callable[[Tensor], Tenso
 
 
 def check_stationary_variance(student_fn: Callable[[float, float], float], rtol: float = 1e-6) -> bool:
-    """Compare ``student_fn(eps, s2)`` with the unadjusted chain's stationary variance; print a verdict."""
+    """Compare ``student_fn(eps, tau2)`` with ULA's stationary variance for N(0, τ²); print a verdict."""
     cases = [(0.01, 1.0), (0.5, 1.0), (1.5, 1.0), (0.2, 0.5), (3.0, 4.0)]
     for eps, s2 in cases:
         expected = ula_stationary_variance(eps, math.sqrt(s2))
@@ -82,14 +82,14 @@ def check_stationary_variance(student_fn: Callable[[float, float], float], rtol:
         got = float(got)
         if not math.isclose(got, expected, rel_tol=rtol):
             if math.isclose(got, s2, rel_tol=1e-9):
-                hint = ("that is the target's variance s²; the unadjusted chain overshoots it. Write one "
-                        "step as x' = a·x + √(2ε)·z with a = 1 − ε/s² and solve v = a²·v + 2ε")
+                hint = ("that is the target's variance τ²; the unadjusted chain overshoots it. Write one "
+                        "step as x' = a·x + √(2ε)·z with a = 1 − ε/τ² and solve v = a²·v + 2ε")
             else:
-                hint = ("take variances of x' = a·x + √(2ε)·z (a = 1 − ε/s², z independent of x) and "
+                hint = ("take variances of x' = a·x + √(2ε)·z (a = 1 − ε/τ², z independent of x) and "
                         "look for the fixed point v = a²·v + 2ε")
-            print(f"Not quite: for ε = {eps}, s² = {s2} you give {got:.6g}, expected {expected:.6g}. "
+            print(f"Not quite: for ε = {eps}, τ² = {s2} you give {got:.6g}, expected {expected:.6g}. "
                   f"Hint: {hint}.")
             return False
-    print("Correct! Note how the stationary variance exceeds s² by the factor 1/(1 − ε/(2s²)): "
+    print("Correct! Note how the stationary variance exceeds τ² by the factor 1/(1 − ε/(2τ²)): "
           "the O(ε) bias that a Metropolis correction (MALA) removes.")
     return True

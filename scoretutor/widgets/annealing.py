@@ -5,7 +5,7 @@
   matching at that single σ, unweighted ‖s_θ − ∇log p_σ‖² and weighted by p_σ (the integrand of the
   Fisher divergence that training actually minimises). Small σ: accurate only where the data is;
   large σ: accurate everywhere, but p_σ has lost the shape of p.
-- :class:`AnnealingExplorer` (σ_1, σ_L, L, ε, T sliders): annealed Langevin on a learned
+- :class:`AnnealingExplorer` (σ_max, σ_min, L, ε, T sliders): annealed Langevin on a learned
   noise-conditional model, with the samples and their quality (mode weights against the true
   weights, sliced Wasserstein distance to data).
 
@@ -143,7 +143,7 @@ class NoiseTradeoffExplorer(Explorer):
 
 # -- explorer 2: annealed Langevin on the learned model --------------------------------------------
 class AnnealingExplorer(Explorer):
-    """σ_1, σ_L, L, ε (``step_size``), T sliders driving annealed Langevin on a noise-conditional model.
+    """σ_max, σ_min (``sigma_1``, ``sigma_L``), L, ε (``step_size``), T sliders: annealed Langevin on a model.
 
     ``n_particles`` start from U[−8, 8]² (Song & Ermon's toy) with a fixed seed, so moving a slider
     changes the schedule, not the randomness. The right panel compares the fraction of samples
@@ -171,8 +171,8 @@ class AnnealingExplorer(Explorer):
         log = lambda v, lo, hi, desc, step=0.05: widgets.FloatLogSlider(
             value=v, base=10, min=lo, max=hi, step=step, description=desc, readout_format=".3g")
         super().__init__({
-            "sigma_1": log(sigma_1, -1, 2, "σ₁"),
-            "sigma_L": log(sigma_L, -2, 1, "σ_L"),
+            "sigma_1": log(sigma_1, -1, 2, "σ_max"),
+            "sigma_L": log(sigma_L, -2, 1, "σ_min"),
             "L": widgets.IntSlider(value=L, min=1, max=30, description="L"),
             "step_size": log(step_size, -3, 0, "ε"),
             "T": widgets.IntSlider(value=T, min=1, max=200, description="T"),
@@ -207,7 +207,8 @@ class AnnealingExplorer(Explorer):
 
     def draw(self, sigma_1: float, sigma_L: float, L: int, step_size: float, T: int) -> str:
         if not sigma_L < sigma_1:
-            return f"σ_L = {sigma_L:.3g} must be below σ₁ = {sigma_1:.3g}: move one of them (frame unchanged)"
+            return (f"σ_min = {sigma_L:.3g} must be below σ_max = {sigma_1:.3g}: move one of them "
+                    "(frame unchanged)")
         sigmas = geometric_sigmas(sigma_1, sigma_L, L)
         try:
             x = annealed_langevin(self.score_fn, self.x0.to(self.device), sigmas, step_size, T,
@@ -216,8 +217,8 @@ class AnnealingExplorer(Explorer):
             x = None
         if x is None or x.abs().max() > 1e3 * self.lim:  # non-finite, or finite but flung far away
             alpha_1 = step_size * (sigmas[0] / sigmas[-1]).item() ** 2
-            return (f"diverged with ε = {step_size:.3g} (α₁ = ε·σ₁²/σ_L² = {alpha_1:.3g}): lower ε "
-                    "(frame unchanged)")
+            return (f"diverged with ε = {step_size:.3g} (largest step ε·σ_max²/σ_min² = {alpha_1:.3g}): "
+                    "lower ε (frame unchanged)")
         self.samples = x
         self.scatter.set_offsets(x.clamp(-self.lim, self.lim).numpy())
         mf = mode_fractions(x, self.mixture)
@@ -230,7 +231,7 @@ class AnnealingExplorer(Explorer):
         sw = sliced_wasserstein(x, self.data, n_projections=self.n_projections, generator=make_generator(1))
         self.quality = {"mode_weight_error": tv, "sliced_wasserstein": sw}
         if L == 1:  # geometric_sigmas gives the single level σ₁; the σ_L slider has no effect
-            schedule = f"a single level σ = {sigma_1:.3g} (σ_L unused)"
+            schedule = f"a single level σ = {sigma_1:.3g} (σ_min unused)"
             self.sample_title.set_text(f"L=1, σ = {sigma_1:.3g}, ε={step_size:.3g}, T={T}")
         else:
             gamma = (sigma_1 / sigma_L) ** (1 / (L - 1))
