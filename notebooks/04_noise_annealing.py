@@ -319,7 +319,7 @@ explorer
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 # drive it headlessly, as slider moves would: the paper's T = 100, then almost no annealing (σ_max = 2)
 errs = {}
-for name, settings in {"paper": {"T": 100}, "σ_max = 2": {"sigma_1": 2.0, "T": 100}}.items():
+for name, settings in {"paper": {"T": 100}, "σ_max = 2": {"sigma_max": 2.0, "T": 100}}.items():
     explorer.update(**settings)
     errs[name] = explorer.quality["mode_weight_error"]
     print(explorer.status_text)

@@ -9,44 +9,27 @@ Both are the package's :class:`~scoretutor.models.NoiseConditionalScoreMLP`, tra
 - ``train_vp_eps_model``: ε_θ(x, σ_t) (``scale_by_sigma=False``) with DDPM's ε-prediction loss
   (``sde.vp_eps_loss``); its score is ``sde.eps_model_score_fn(model, sde)`` = −ε_θ/σ_t.
 
-Training is checkpointed to ``cache_dir()/<name>-<hash of the settings>.pt`` (``fit``'s
+Training is checkpointed to ``training.cache_path(name, **settings)`` (``fit``'s
 ``checkpoint_path``): a second call with the same settings loads the finished run instantly, an
-interrupted one resumes. The cache is ``$SCORETUTOR_CACHE`` or ``~/.cache/scoretutor``; by default it
-is used in full mode only (fast-mode runs are short, and CI should not depend on leftovers).
+interrupted one resumes. By default the cache is used in full mode only (fast-mode runs are short,
+and CI should not depend on leftovers).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from scoretutor.config import fast_mode
 from scoretutor.models import NoiseConditionalScoreMLP
 from scoretutor.sde import VESDE, VPSDE, ve_loss, vp_eps_loss
-from scoretutor.training import fit
+from scoretutor.training import cache_path, fit
 
 Tensor = torch.Tensor
-CACHE_ENV = "SCORETUTOR_CACHE"
 _VERSION = 1  # bump when the losses or models change, so old checkpoints are not reused
 
-__all__ = ["cache_dir", "checkpoint_path", "train_ve_model", "train_vp_eps_model"]
-
-
-def cache_dir() -> Path:
-    """Where trained toy models are kept: ``$SCORETUTOR_CACHE`` or ``~/.cache/scoretutor``."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "scoretutor"
-
-
-def checkpoint_path(name: str, settings: dict) -> Path:
-    """``cache_dir()/<name>-<12 hex digits of the settings' hash>.pt``."""
-    key = json.dumps({"version": _VERSION, **settings}, sort_keys=True, default=str)
-    return cache_dir() / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+__all__ = ["train_ve_model", "train_vp_eps_model"]
 
 
 def _train(kind: str, model: NoiseConditionalScoreMLP, loss, data: Callable[[int, torch.Generator], Tensor],
@@ -54,7 +37,7 @@ def _train(kind: str, model: NoiseConditionalScoreMLP, loss, data: Callable[[int
            cache: bool | None, progress: bool | None) -> tuple[NoiseConditionalScoreMLP, list[float]]:
     use_cache = (not fast_mode()) if cache is None else bool(cache)
     all_settings = dict(settings, data=data_name, n_steps=n_steps, batch_size=batch_size, lr=lr, seed=seed)
-    path = checkpoint_path(f"{kind}-{data_name}", all_settings) if use_cache else None
+    path = cache_path(f"{kind}-{data_name}", version=_VERSION, **all_settings) if use_cache else None
     history = fit(model, loss, data, n_steps=n_steps, batch_size=batch_size, lr=lr, seed=seed,
                   device=device, progress=progress, checkpoint_path=path, desc=f"{kind} ({data_name})")
     return model, history

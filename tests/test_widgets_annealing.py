@@ -80,16 +80,16 @@ def test_annealing_explorer_updates_and_reports_bad_settings():
     before = ex.png
     ex.sliders["T"].value = 3
     assert ex.png != before and "T=3" in ex.status_text
-    ex.update(sigma_1=0.5, sigma_L=1.0)
+    ex.update(sigma_max=0.5, sigma_min=1.0)
     assert "must be below" in ex.status_text
-    ex.update(sigma_1=20.0, sigma_L=0.01, step_size=1.0)  # α_1 = 4·10⁶: the chain blows up
+    ex.update(sigma_max=20.0, sigma_min=0.01, step_size=1.0)  # α at σ_max = 4·10⁶: the chain blows up
     assert "diverged" in ex.status_text
-    ex.update(sigma_1=2.0, sigma_L=0.5, step_size=0.01, L=1)
+    ex.update(sigma_max=2.0, sigma_min=0.5, step_size=0.01, L=1)
     assert "L=1" in ex.status_text and "σ_min unused" in ex.status_text
 
 
 def test_annealing_explorer_sliders_use_names_that_cannot_be_misread():
     # the deck numbers σ₁ < … < σ_L, the 2019 paper the other way: the sliders say σ_max / σ_min
     ex = AnnealingExplorer(NoiseConditionalScoreMLP(hidden=16, embed_dim=8), n_particles=20, T=1, L=2)
-    assert ex.sliders["sigma_1"].description == "σ_max" and ex.sliders["sigma_L"].description == "σ_min"
+    assert ex.sliders["sigma_max"].description == "σ_max" and ex.sliders["sigma_min"].description == "σ_min"
     assert not any("σ₁" in s.description for s in ex.sliders.values())

@@ -143,7 +143,7 @@ class NoiseTradeoffExplorer(Explorer):
 
 # -- explorer 2: annealed Langevin on the learned model --------------------------------------------
 class AnnealingExplorer(Explorer):
-    """σ_max, σ_min (``sigma_1``, ``sigma_L``), L, ε (``step_size``), T sliders: annealed Langevin on a model.
+    """Sliders σ_max, σ_min, L, ε (``step_size``), T: annealed Langevin on a model.
 
     ``n_particles`` start from U[−8, 8]² (Song & Ermon's toy) with a fixed seed, so moving a slider
     changes the schedule, not the randomness. The right panel compares the fraction of samples
@@ -152,7 +152,7 @@ class AnnealingExplorer(Explorer):
     """
 
     def __init__(self, model: nn.Module, mixture: GaussianMixture | None = None, n_particles: int = 300,
-                 sigma_1: float = 20.0, sigma_L: float = 1.0, L: int = 10, step_size: float = 0.1,
+                 sigma_max: float = 20.0, sigma_min: float = 1.0, L: int = 10, step_size: float = 0.1,
                  T: int = 10, lim: float = 10.0, seed: int = 0, n_data: int | None = None,
                  n_projections: int = 64, dpi: float = 72):
         self.mixture = mixture if mixture is not None else ncsn_mixture()
@@ -171,8 +171,8 @@ class AnnealingExplorer(Explorer):
         log = lambda v, lo, hi, desc, step=0.05: widgets.FloatLogSlider(
             value=v, base=10, min=lo, max=hi, step=step, description=desc, readout_format=".3g")
         super().__init__({
-            "sigma_1": log(sigma_1, -1, 2, "σ_max"),
-            "sigma_L": log(sigma_L, -2, 1, "σ_min"),
+            "sigma_max": log(sigma_max, -1, 2, "σ_max"),
+            "sigma_min": log(sigma_min, -2, 1, "σ_min"),
             "L": widgets.IntSlider(value=L, min=1, max=30, description="L"),
             "step_size": log(step_size, -3, 0, "ε"),
             "T": widgets.IntSlider(value=T, min=1, max=200, description="T"),
@@ -205,11 +205,11 @@ class AnnealingExplorer(Explorer):
         self.quality_title = axq.set_title("", fontsize=9)
         self.axes = (ax, axq)
 
-    def draw(self, sigma_1: float, sigma_L: float, L: int, step_size: float, T: int) -> str:
-        if not sigma_L < sigma_1:
-            return (f"σ_min = {sigma_L:.3g} must be below σ_max = {sigma_1:.3g}: move one of them "
+    def draw(self, sigma_max: float, sigma_min: float, L: int, step_size: float, T: int) -> str:
+        if not sigma_min < sigma_max:
+            return (f"σ_min = {sigma_min:.3g} must be below σ_max = {sigma_max:.3g}: move one of them "
                     "(frame unchanged)")
-        sigmas = geometric_sigmas(sigma_1, sigma_L, L)
+        sigmas = geometric_sigmas(sigma_max, sigma_min, L)
         try:
             x = annealed_langevin(self.score_fn, self.x0.to(self.device), sigmas, step_size, T,
                                   generator=make_generator(self.seed), progress=False).x.cpu()
@@ -231,12 +231,12 @@ class AnnealingExplorer(Explorer):
         sw = sliced_wasserstein(x, self.data, n_projections=self.n_projections, generator=make_generator(1))
         self.quality = {"mode_weight_error": tv, "sliced_wasserstein": sw}
         if L == 1:  # geometric_sigmas gives the single level σ₁; the σ_L slider has no effect
-            schedule = f"a single level σ = {sigma_1:.3g} (σ_min unused)"
-            self.sample_title.set_text(f"L=1, σ = {sigma_1:.3g}, ε={step_size:.3g}, T={T}")
+            schedule = f"a single level σ = {sigma_max:.3g} (σ_min unused)"
+            self.sample_title.set_text(f"L=1, σ = {sigma_max:.3g}, ε={step_size:.3g}, T={T}")
         else:
-            gamma = (sigma_1 / sigma_L) ** (1 / (L - 1))
-            schedule = f"σ {sigma_1:.3g}→{sigma_L:.3g} (γ = {gamma:.3f})"
-            self.sample_title.set_text(f"L={L}, σ {sigma_1:.3g}→{sigma_L:.3g}, ε={step_size:.3g}, T={T}")
+            gamma = (sigma_max / sigma_min) ** (1 / (L - 1))
+            schedule = f"σ {sigma_max:.3g}→{sigma_min:.3g} (γ = {gamma:.3f})"
+            self.sample_title.set_text(f"L={L}, σ {sigma_max:.3g}→{sigma_min:.3g}, ε={step_size:.3g}, T={T}")
         self.quality_title.set_text(f"mode weights: error {tv:.3f}, SW to data {sw:.2f}")
         weights = ", ".join(f"{v:.3f}±{s:.3f}" for v, s in zip(f, se, strict=True))
         truth = ", ".join(f"{w:.2f}" for w in self.mixture.weights.tolist())
