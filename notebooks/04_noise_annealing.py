@@ -323,7 +323,7 @@ for name, settings in {"paper": {"T": 100}, "σ_max = 2": {"sigma_max": 2.0, "T"
     explorer.update(**settings)
     errs[name] = explorer.quality["mode_weight_error"]
     print(explorer.status_text)
-_ = explorer.update(sigma_1=20.0, T=10)  # back to the live default
+_ = explorer.update(sigma_max=20.0, T=10)  # back to the live default
 check_true("the explorer runs both settings", len(errs) == 2, ", ".join(f"{k}: ½Σ|f−w| = {v:.3f}" for k, v in errs.items()))
 
 # %% [markdown] slideshow={"slide_type": "slide"}
