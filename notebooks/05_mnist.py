@@ -42,6 +42,7 @@ from scoretutor.quality import format_quality_table, mnist_quality
 from scoretutor.schedules import ncsnv2_gamma, num_levels, shell_overlap
 from scoretutor.widgets.mnist import MNISTSamplerExplorer
 
+# %% slideshow={"slide_type": "skip"}
 device = get_device()
 t_start = time.time()
 print(f"device: {device}; fast mode: {fast_mode()}")

@@ -51,6 +51,8 @@ from scoretutor.exercises.diffusion import check_eps_score, check_reverse_sde_st
 from scoretutor.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
 from scoretutor.likelihood import log_likelihood
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
+
+# %% slideshow={"slide_type": "skip"}
 from scoretutor.sampling import (
     annealed_langevin,
     langevin,
@@ -59,6 +61,8 @@ from scoretutor.sampling import (
     reverse_sde,
 )
 from scoretutor.schedules import geometric_sigmas, ncsnv2_step_size
+
+# %% slideshow={"slide_type": "skip"}
 from scoretutor.sde import (
     VESDE,
     VPSDE,
@@ -70,6 +74,7 @@ from scoretutor.sde import (
 )
 from scoretutor.sde_models import train_ve_model, train_vp_eps_model
 
+# %% slideshow={"slide_type": "skip"}
 t_start = time.time()
 mix = ncsn_mixture()                      # ⅕ N((−5,−5), I) + ⅘ N((5,5), I), as in notebooks 03–04
 mix64 = ncsn_mixture(dtype=torch.float64)
@@ -174,6 +179,7 @@ gamma_20 = (50.0 / 0.1) ** (1 / 19)                         # the ratio σ_(i)/�
 langevin_eps = {T: ncsnv2_step_size(T, gamma_20, 0.1) for T in T_each.values()}
 
 
+# %% slideshow={"slide_type": "skip"}
 def sample_with(name, budget):
     """One sampler at a budget of about ``budget`` score evaluations; returns (x, evals)."""
     if name == "annealed Langevin":
@@ -253,6 +259,8 @@ for smax in (20.0, 50.0):
         "ODE from the true p₁": share(probability_flow(exact, sde, true_p1, rtol=1e-4, atol=1e-4).x),
         "reverse SDE from N(0, σ_max²)": share(reverse_sde(exact, sde, gauss, 200, generator=seed(32), progress=False).x),
         "PC from N(0, σ_max²)": share(predictor_corrector(exact, sde, gauss, 200, generator=seed(33), progress=False).x)}
+
+# %% slideshow={"slide_type": "-"}
 print(f"{'(−5,−5) share (± ' + f'{se_p:.3f})':<32}{'σ_max = 20':>11}{'σ_max = 50':>11}")
 for row in prior_table[20.0]:
     print(f"{row:<32}{prior_table[20.0][row]:>11.3f}{prior_table[50.0][row]:>11.3f}")
