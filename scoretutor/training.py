@@ -155,7 +155,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
               + (f" (checkpoint saved to {path})" if path is not None else ""))
     finally:
         bar.close()
-    if path is not None:
+    if path is not None and len(history) > start:  # a finished run loaded from the cache is left as it is
         _save(path, model, opt, history, generator, ema)
     if on_checkpoint is not None:
         on_checkpoint(len(history))
@@ -169,7 +169,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
 def train_single_sigma_models(data: Data, sigmas: Sequence[float], n_steps: int, dim: int = 2,
                               hidden: int = 64, n_layers: int = 2, batch_size: int = 256, lr: float = 2e-3,
                               seed: int = 0, device: torch.device | str | None = "cpu",
-                              progress: bool | None = None) -> StackedScoreMLP:
+                              progress: bool | None = None,
+                              checkpoint_path: str | os.PathLike | None = None) -> StackedScoreMLP:
     """One score model per σ_k, each trained only by DSM at its own σ_k (Vincent 2011).
 
     Model k sees the batch perturbed at σ_k alone, and the summed objective is :func:`ncsn_loss`
@@ -177,7 +178,7 @@ def train_single_sigma_models(data: Data, sigmas: Sequence[float], n_steps: int,
         (1/K) Σ_k σ_k² · ½ E_{x∼p, z} ‖s_θk(x + σ_k z) + z/σ_k‖².
     The weights only rescale each model's own loss, which Adam ignores. The models see noisy
     points x̃ ∼ p_σk only, so they are accurate where p_σk has mass and unconstrained elsewhere.
-    ``data`` as in :func:`fit` (e.g. ``mixture.sample``).
+    ``data`` and ``checkpoint_path`` as in :func:`fit` (e.g. ``mixture.sample``, :func:`cache_path`).
     """
     model = StackedScoreMLP(sigmas, dim=dim, hidden=hidden, n_layers=n_layers,
                             generator=make_generator(seed))
@@ -190,7 +191,7 @@ def train_single_sigma_models(data: Data, sigmas: Sequence[float], n_steps: int,
         return ncsn_loss(stacked, x.repeat(k, 1), m.sigmas, generator=generator, levels=levels)
 
     fit(model, loss_fn, data, n_steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
-        progress=progress, desc="single-σ models")
+        progress=progress, desc="single-σ models", checkpoint_path=checkpoint_path)
     return model
 
 

@@ -28,6 +28,26 @@ def test_tradeoff_small_sigma_is_accurate_only_where_the_data_is(tradeoff):
     assert large["box_average"] < 0.1
 
 
+def test_tradeoff_cache_reloads_the_same_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCORETUTOR_CACHE", str(tmp_path))
+    kwargs = dict(sigmas=(0.5, 5.0), n_steps=20, grid_n=10, quiver_n=5, cache=True)
+    first = NoiseTradeoffExplorer(**kwargs)
+    files = list(tmp_path.glob("single-sigma-models-*.pt"))
+    assert len(files) == 1
+    second = NoiseTradeoffExplorer(**{**kwargs, "seed": 1})  # a different seed is a different run
+    assert len(list(tmp_path.glob("single-sigma-models-*.pt"))) == 2
+    pairs = zip(first.models.parameters(), second.models.parameters(), strict=True)
+    assert not all(torch.equal(a, c) for a, c in pairs)
+    # mark the cached weights: a run that loads them (instead of training again) shows the mark
+    state = torch.load(files[0], weights_only=True)
+    name = next(iter(state["model"]))
+    state["model"][name] += 1.0
+    torch.save(state, files[0])
+    again = NoiseTradeoffExplorer(**kwargs)
+    assert len(list(tmp_path.glob("single-sigma-models-*.pt"))) == 2
+    torch.testing.assert_close(again.models.state_dict()[name], first.models.state_dict()[name] + 1.0)
+
+
 def test_tradeoff_updates_headlessly(tradeoff):
     first = tradeoff.png
     tradeoff.sliders["sigma"].value = 10.0

@@ -32,7 +32,7 @@ from scoretutor.models import StackedScoreMLP
 from scoretutor.plotting import DENSITY_CMAP, ERROR_CMAP, SAMPLE_COLOR, grid, style_axes
 from scoretutor.sampling import LangevinDivergenceError, annealed_langevin
 from scoretutor.schedules import geometric_sigmas
-from scoretutor.training import train_single_sigma_models
+from scoretutor.training import cache_path, train_single_sigma_models
 from scoretutor.widgets.base import Explorer, new_figure
 
 Tensor = torch.Tensor
@@ -51,17 +51,25 @@ class NoiseTradeoffExplorer(Explorer):
     slider move only swaps image data. Readouts per σ: the Fisher divergence E_{p_σ}‖s_θ − ∇log p_σ‖²
     (what training minimises), the unweighted box average of the same error, and the share of the
     box where the model is "accurate" (‖s_θ − ∇log p_σ‖² below 10 % of E_{p_σ}‖∇log p_σ‖²).
+    ``cache=True`` (default mixture only) keeps the trained models in :func:`cache_path`, so a
+    re-run in class loads them instead of training again.
     """
 
     def __init__(self, mixture: GaussianMixture | None = None,
                  sigmas: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
                  n_steps: int = 1500, lim: float = 10.0, grid_n: int = 100, quiver_n: int = 17,
-                 hidden: int = 64, seed: int = 0, models: StackedScoreMLP | None = None):
+                 hidden: int = 64, seed: int = 0, models: StackedScoreMLP | None = None,
+                 cache: bool = False):
         self.mixture = mixture if mixture is not None else ncsn_mixture()
         self.sigma_values = checks.sigmas(sigmas, decreasing=False)  # slider order
         self.lim = float(lim)
+        path = None
+        if cache and mixture is None:  # the default mixture: key the cached run by its settings
+            path = cache_path("single-sigma-models", sigmas=self.sigma_values, n_steps=n_steps,
+                              hidden=hidden, seed=seed)
         self.models = models if models is not None else train_single_sigma_models(
-            self.mixture.sample, self.sigma_values, n_steps, dim=self.mixture.dim, hidden=hidden, seed=seed)
+            self.mixture.sample, self.sigma_values, n_steps, dim=self.mixture.dim, hidden=hidden, seed=seed,
+            checkpoint_path=path)
         self._precompute(grid_n, quiver_n)
         self._build_figure()
         start = self.sigma_values[len(self.sigma_values) // 2]
