@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from scoretutor import mnist
@@ -52,10 +53,30 @@ def test_explorer_renders_and_caches():
     torch.manual_seed(0)
     model = ScoreUNet(channels=(4, 8, 8), blocks=(0, 1, 1), embed_dim=8, groups=2)
     card = {"sigma_max": 15.0, "sigma_min": 0.01}
-    ex = MNISTSamplerExplorer(model, card, n=2, n_levels=3)
+    ex = MNISTSamplerExplorer(model, card, n=2, n_levels=3, prefetch=False)
     first = ex.png
     assert first.startswith(b"\x89PNG") and "network calls" in ex.status_text
     ex.update(factor=1.0, T=1)
     assert len(ex.cache) == 2 and "T = 1" in ex.status_text
     ex.update(factor=mnist.STEP_SIZE_FACTOR, T=mnist.DEFAULT_STEPS_EACH)
     assert len(ex.cache) == 2  # served from the cache
+
+
+def test_explorer_prefetches_every_setting_nearest_first():
+    torch.manual_seed(0)
+    model = ScoreUNet(channels=(4, 8, 8), blocks=(0, 1, 1), embed_dim=8, groups=2)
+    card = {"sigma_max": 15.0, "sigma_min": 0.01}
+    ex = MNISTSamplerExplorer(model, card, n=2, n_levels=3, factor=1.0, T=2, max_T=3)
+    grid = ex.settings_grid()
+    assert len(grid) == len(set(grid)) == 15 * 3  # 2^-2 … 2^5 in half steps, T = 1 … 3
+    assert grid[0] == (1.0, 2) and set(grid[1:5]) == {(1.0, 1), (1.0, 3), (round(2**0.5, 6), 2),
+                                                      (round(2**-0.5, 6), 2)}
+    ex.prefetch_thread.join(timeout=120)
+    assert not ex.prefetch_thread.is_alive() and set(ex.cache) == set(grid)
+    # a slider move now only swaps the image: the frame is the one computed in the background
+    ex.sliders["factor"].value = 2.0**3
+    assert ex.image_artist.get_array().shape == (28, 56)
+    np.testing.assert_array_equal(ex.image_artist.get_array(), ex.cache[(8.0, 2)][0])
+    # the same frame as computed in the foreground (same seed)
+    fresh = MNISTSamplerExplorer(model, card, n=2, n_levels=3, factor=8.0, T=2, max_T=3, prefetch=False)
+    np.testing.assert_array_equal(fresh.cache[(8.0, 2)][0], ex.cache[(8.0, 2)][0])
