@@ -8,11 +8,13 @@
    (the shipped architecture) and the reference ScoreNet of the score-SDE tutorial
    (benchmarks/reference_scorenet.py), measured in alternating rounds in one run, so that a busy
    machine slows both alike; median over rounds. Target: ScoreUNet ≥ reference.
-2. Sampling time of 64 images with the default settings (annealed Langevin, NCSNv2 grid, final
-   denoising step) for both networks (same number of network calls). Target: ≤ 30 s on the CPU.
-3. Notebook 05's ε/T explorer (8 images, 20 levels): update time of a newly computed frame (median and
-   max over the slider settings visited) and of a cached one. Target: ≤ 200 ms where possible.
-4. With ``--quality N``: the quality table of N samples from the shipped checkpoint.
+2. Sampling time of 64 images with the default settings for both networks: annealed Langevin (NCSNv2
+   grid, final denoising step) and predictor–corrector (the command line's default; 285 network
+   calls). Target: ≤ 30 s on the CPU.
+3. Notebook 05's ε/T explorer (8 images, 20 levels): compute time of a frame (median and max over
+   the slider settings visited), the time until the background thread has every setting, and a
+   slider move after that. Target: ≤ 200 ms.
+4. With ``--quality N``: the quality table of N samples from the shipped checkpoint, both samplers.
 """
 
 from __future__ import annotations
@@ -66,10 +68,10 @@ def train_throughput(models: dict, device: torch.device, batch: int = 64, steps:
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
-def sampling_time(model, settings, n: int = 64) -> float:
+def sampling_time(draw, model, n: int = 64) -> float:
     _sync(next(model.parameters()).device)
     t0 = time.perf_counter()
-    mnist.sample(model, n, settings, seed=0, progress=False)
+    draw(model, n, 0)
     _sync(next(model.parameters()).device)
     return time.perf_counter() - t0
 
@@ -99,33 +101,52 @@ def main() -> None:
 
     model, card = mnist.load_pretrained(device=device)
     settings = mnist.default_settings(card)
-    print(f"\nsampling 64 images, default settings (L={settings.n_levels}, T={settings.n_steps_each}, "
-          f"ε={settings.step_size:.3g}, {settings.n_score_evals} network calls):")
     reference = models["ScoreNet (tutorial reference)"]
-    for name, m in (("ScoreUNet (shipped)", model), ("ScoreNet (reference)", reference)):
-        m.eval()
-        print(f"  {name:30s} {sampling_time(m, settings):6.1f} s (target <= 30 s)")
+    pc_calls = mnist.pc_steps(card) * (1 + mnist.PC_CORRECTORS)
+    langevin = f"L={settings.n_levels}, T={settings.n_steps_each}, {settings.n_score_evals} calls"
+    pc = f"{mnist.pc_steps(card)} levels, {mnist.PC_CORRECTORS} correctors, {pc_calls} calls"
+    samplers = {  # name -> (description, draw(model, n, seed))
+        "annealed Langevin": (langevin, lambda m, n, s: mnist.sample(m, n, settings, seed=s, progress=False)),
+        "predictor-corrector": (pc, lambda m, n, s: mnist.sample_pc(m, n, card, seed=s, progress=False)),
+    }
+    for label, (description, draw) in samplers.items():
+        print(f"\nsampling 64 images, {label} ({description}):")
+        for name, m in (("ScoreUNet (shipped)", model), ("ScoreNet (reference)", reference)):
+            m.eval()
+            print(f"  {name:30s} {sampling_time(draw, m):6.1f} s (target <= 30 s)")
 
     from scoretutor.widgets.mnist import MNISTSamplerExplorer
 
-    explorer = MNISTSamplerExplorer(model, card, n=8, n_levels=20)
+    explorer = MNISTSamplerExplorer(model, card, n=8, n_levels=20, prefetch=False)
     computed = []
     for factor, T in ((1.0, 1), (2.0, 1), (4.0, 1), (1.0, 2), (2.0, 2), (1.0, 3), (2.0, 3)):
         explorer.update(factor=factor, T=T)
         computed.append(explorer.last_update_s)
-    explorer.update(factor=1.0, T=1)
     median_ms, max_ms = statistics.median(computed) * 1e3, max(computed) * 1e3
-    print(f"\nexplorer (8 images, 20 levels): computed frame median {median_ms:.0f} ms, max {max_ms:.0f} ms; "
-          f"cached frame {explorer.last_update_s * 1e3:.0f} ms")
+    t0 = time.perf_counter()
+    explorer = MNISTSamplerExplorer(model, card, n=8, n_levels=20)
+    explorer.prefetch_thread.join()
+    ready_s = time.perf_counter() - t0
+    moves = []
+    for factor, T in ((1.0, 1), (2.0, 1), (4.0, 2), (8.0, 3), (0.25, 4), (32.0, 1)):
+        explorer.update(factor=factor, T=T)
+        moves.append(explorer.last_update_s)
+    move_ms = statistics.median(moves) * 1e3, max(moves) * 1e3
+    print(f"\nexplorer (8 images, 20 levels): a frame computes in {median_ms:.0f} ms (median; max "
+          f"{max_ms:.0f} ms); all {len(explorer.cache)} settings ready {ready_s:.1f} s after it appears; "
+          f"then a slider move takes {move_ms[0]:.0f} ms (median; max {move_ms[1]:.0f} ms)")
 
     if args.quality:
-        from scoretutor.quality import format_quality_table, mnist_quality
+        from scoretutor.quality import format_quality_comparison, mnist_quality
 
-        t0 = time.perf_counter()
-        samples = torch.cat([mnist.sample(model, min(500, args.quality - i), settings, seed=1000 + i)
-                             for i in range(0, args.quality, 500)])
-        print(f"\nquality of {args.quality} samples ({time.perf_counter() - t0:.0f} s to sample):")
-        print(format_quality_table(mnist_quality(samples)))
+        quality = {}
+        for label, (_, draw) in samplers.items():
+            t0 = time.perf_counter()
+            samples = torch.cat([draw(model, min(500, args.quality - i), 1000 + i)
+                                 for i in range(0, args.quality, 500)])
+            print(f"\n{label}: {args.quality} samples in {time.perf_counter() - t0:.0f} s")
+            quality[label] = mnist_quality(samples)
+        print(format_quality_comparison(quality))
 
 
 if __name__ == "__main__":

@@ -138,3 +138,27 @@ def format_quality_table(rows: list[dict], digits: int = 3) -> str:
         lines.append(f"| {r['label']} | {fmt.format(r['samples'])} | {real} | {r['ratio']:.2f} "
                      f"| {r['better']} |")
     return "\n".join(lines)
+
+
+def format_quality_comparison(named_rows: dict[str, list[dict]], digits: int = 3) -> str:
+    """A Markdown table of several samplers' :func:`mnist_quality` rows side by side (same n): per
+    metric, the real digits' mean ± sd, then each sampler's figure and its ratio to real."""
+    if not named_rows or any(not rows for rows in named_rows.values()):
+        raise ValueError("need at least one sampler with rows, got "
+                         f"{ {k: len(v) for k, v in named_rows.items()} }")
+    names = list(named_rows)
+    first = named_rows[names[0]]
+    for name, rows in named_rows.items():
+        if [r["metric"] for r in rows] != [r["metric"] for r in first] or rows[0]["n"] != first[0]["n"]:
+            raise ValueError(f"{name!r}: rows must cover the same metrics at the same n as {names[0]!r}")
+    fmt = f"{{:.{digits}f}}".format
+    n = first[0]["n"]
+    head = " | ".join(f"{name} | / real" for name in names)
+    lines = [f"| metric (n = {n}) | real test digits | {head} | better |",
+             "|---|---|" + "---|---|" * len(names) + "---|"]
+    for i, r in enumerate(first):
+        cells = " | ".join(f"{fmt(named_rows[k][i]['samples'])} | {named_rows[k][i]['ratio']:.2f}"
+                           for k in names)
+        real = f"{fmt(r['real_mean'])} ± {fmt(r['real_std'])}"
+        lines.append(f"| {r['label']} | {real} | {cells} | {r['better']} |")
+    return "\n".join(lines)

@@ -25,7 +25,7 @@ from scoretutor.classifier import (
     save_classifier,
 )
 from scoretutor.data import load_shipped_mnist
-from scoretutor.quality import format_quality_table, mnist_quality
+from scoretutor.quality import format_quality_comparison, format_quality_table, mnist_quality
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +245,22 @@ def test_quality_validates_samples(judge, few):
         _quality(torch.full((10, 1, 28, 28), math.nan), judge, *few)
     with pytest.raises(ValueError, match="no rows"):
         format_quality_table([])
+
+
+def _row(metric, samples, real, n=256):
+    return {"metric": metric, "label": metric, "better": "higher", "samples": samples, "real_mean": real,
+            "real_std": 0.01, "real_min": real, "real_max": real, "ratio": samples / real, "n": n,
+            "n_subsets": 10}
+
+
+def test_quality_comparison_puts_samplers_side_by_side():
+    a = [_row("confident", 0.8, 0.98), _row("frechet", 30.0, 20.0)]
+    b = [_row("confident", 0.9, 0.98), _row("frechet", 25.0, 20.0)]
+    lines = format_quality_comparison({"Langevin": a, "PC": b}).splitlines()
+    assert lines[0].startswith("| metric (n = 256) | real test digits | Langevin | / real | PC | / real |")
+    assert len(lines) == 4 and lines[1].count("|") == lines[0].count("|")
+    assert lines[3] == "| frechet | 20.000 ± 0.010 | 30.000 | 1.50 | 25.000 | 1.25 | higher |"
+    with pytest.raises(ValueError, match="same metrics at the same n"):
+        format_quality_comparison({"Langevin": a, "PC": [_row("confident", 0.9, 0.98, n=100), b[1]]})
+    with pytest.raises(ValueError, match="at least one sampler"):
+        format_quality_comparison({})

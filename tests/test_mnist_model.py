@@ -178,6 +178,41 @@ def test_sample_shape_range_and_reproducibility():
     torch.testing.assert_close(mnist.sample(model, 3, settings, seed=1), x, rtol=0, atol=0)
 
 
+class GaussianPixels(torch.nn.Module):
+    """The exact perturbed score of data with iid N(μ, s0²) pixels: −(x − μ)/(s0² + σ²)."""
+
+    def __init__(self, mu: float, s0: float):
+        super().__init__()
+        self.mu, self.s0 = mu, s0
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+    def forward(self, x, sigma):
+        sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, *[1] * (x.ndim - 1))
+        return -(x - self.mu) / (self.s0**2 + sigma**2)
+
+
+@pytest.mark.parametrize("snr", [0.16, mnist.PC_SNR])
+def test_pc_sampler_reaches_the_data_distribution_with_the_corrector_bias(snr):
+    # Exact scores of iid N(0.5, 0.1²) pixels. The corrector's step ε = 2 (r √D/‖s‖)² ≈ 2 r² v at
+    # variance v, so its Langevin chain (ULA) keeps the variance v / (1 − ε/2v) = v / (1 − r²):
+    # the samples' sd should be 0.1 / √(1 − r²) (0.1013 at r = 0.16, 0.1048 at r = 0.3), the mean 0.5.
+    card, n = {"sigma_max": 15.0, "sigma_min": 0.01}, 50
+    x = mnist.sample_pc(GaussianPixels(0.5, 0.1), n, card, seed=0, snr=snr, clamp=False, progress=False)
+    m = x.numel()  # iid pixels
+    sd = 0.1 / math.sqrt(1 - snr**2)
+    assert abs(x.mean().item() - 0.5) < 5 * sd / math.sqrt(m)
+    assert abs(x.std().item() - sd) < 5 * sd / math.sqrt(2 * m)  # 5 standard errors of an sd estimate
+
+
+def test_pc_sample_shape_range_and_reproducibility():
+    card = {"sigma_max": 15.0, "sigma_min": 0.01}
+    assert mnist.pc_steps(card) == mnist.sampler_settings(15.0, 0.01).n_levels
+    x = mnist.sample_pc(tiny(), 3, card, seed=1, n_steps=4)
+    assert x.shape == (3, 1, 28, 28) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    torch.testing.assert_close(mnist.sample_pc(tiny(), 3, card, seed=1, n_steps=4), x, rtol=0, atol=0)
+    assert not torch.equal(mnist.sample_pc(tiny(), 3, card, seed=2, n_steps=4), x)
+
+
 def test_inpainting_keeps_the_known_pixels():
     model, settings = tiny(), mnist.sampler_settings(15.0, 0.01, n_levels=4, n_steps_each=2)
     images = digits(3)
@@ -222,6 +257,14 @@ def test_cli_sample_writes_float32_images_in_the_unit_interval(tmp_path, capsys)
                  str(tmp_path / "ck"), "--steps-each", "1", "--batch-size", "3", "--device", "cpu"]) == 0
     x = np.load(out)
     assert x.shape == (5, 1, 28, 28) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    assert "predictor-corrector" in capsys.readouterr().out
+    assert main(["sample", "mnist", "--n", "2", "--out", str(out), "--checkpoint", str(tmp_path / "ck"),
+                 "--sampler", "langevin", "--steps-each", "1", "--device", "cpu"]) == 0
+    assert "annealed Langevin" in capsys.readouterr().out and np.load(out).shape == (2, 1, 28, 28)
+    for wrong in (["--step-size", "0.1"], ["--sampler", "langevin", "--snr", "0.2"], ["--snr", "-1"]):
+        assert main(["sample", "mnist", "--n", "2", "--out", str(out), *wrong]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err
 
 
 # -- the shipped checkpoint -------------------------------------------------------------------------
