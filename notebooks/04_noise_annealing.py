@@ -91,7 +91,7 @@ check_less("closed-form p_σ = Monte Carlo integral: largest deviation in standa
 
 # %% slideshow={"slide_type": "-"}
 tradeoff = NoiseTradeoffExplorer(sigmas=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), n_steps=pick(full=2000, fast=300),
-                                 grid_n=pick(full=100, fast=60))
+                                 grid_n=pick(full=100, fast=60), cache=not fast_mode())
 tradeoff.update(sigma=0.1)
 tradeoff
 

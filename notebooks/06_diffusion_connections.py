@@ -31,6 +31,9 @@
 # deterministic sampler; (4) **exact log-likelihoods**; (5) the DDPM view, where the ELBO *is* weighted
 # denoising score matching; (6) generative stochastic networks.
 #
+# **Core path:** §1, §2 and §4 — about **20 minutes** to present; the notebook runs in about 1½ minutes on a 2-core CPU
+# (full mode; its trainings are cached, so a re-run is quicker). 🔍 marks optional deep dives.
+#
 # Notation as in the deck: noise levels small to large, $\sigma_1 < \dots < \sigma_L$ (the 2019 paper numbers
 # them the other way round). In code, `sigma_min`, `sigma_max`, and `sigmas` in the order a sampler visits them.
 
@@ -237,7 +240,7 @@ for s in samplers:
 # sample (compare the data-vs-data line).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 3 · The prior matters for the deterministic sampler
+# ## 3 · 🔍 The prior matters for the deterministic sampler
 #
 # Every sampler starts from $\mathcal{N}(0, \sigma_{\max}^2 I)$, but the true $p_1$ is the data blurred by
 # $\sigma_{\max}$: centred on the data mean $(3, 3)$, not on 0. A stochastic sampler keeps injecting noise and
@@ -392,7 +395,7 @@ if mnist_model is not None:
     print("bits/dim per digit:", np.round(bpd.numpy(), 2), f"— mean {bpd.mean():.2f}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 5 · The DDPM view: a noising chain, ε-prediction, and the ELBO
+# ## 5 · 🔍 The DDPM view: a noising chain, ε-prediction, and the ELBO
 #
 # Ho et al. (2020) noise the data in $N$ small steps, $q(\mathbf{x}_i \mid \mathbf{x}_{i-1}) = \mathcal{N}(\sqrt{1-\beta_i}\,\mathbf{x}_{i-1}, \beta_i I)$,
 # so $q(\mathbf{x}_i \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_i}\,\mathbf{x}_0, (1 - \bar\alpha_i) I)$ with $\bar\alpha_i = \prod_{j \le i}(1 - \beta_j)$.
@@ -482,7 +485,7 @@ print("ELBO term:", kl.numpy().round(6), "\nweighted DSM:", dsm.numpy().round(6)
 check_less("max |ELBO term − weighted DSM|", (kl - dsm).abs().max().item(), 1e-10, unit="nats")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 6 · Generative stochastic networks
+# ## 6 · 🔍 Generative stochastic networks
 #
 # A GSN (Bengio et al. 2013) samples with a **denoiser**: corrupt, $\tilde{\mathbf{x}} = \mathbf{x} + \sigma\mathbf{z}$, then draw
 # $\mathbf{x} \sim P_\theta(\mathbf{x} \mid \tilde{\mathbf{x}})$, and repeat. If $P_\theta$ is the true posterior $p(\mathbf{x}\mid\tilde{\mathbf{x}})$,

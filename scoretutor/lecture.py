@@ -26,15 +26,18 @@ class RunNote:
 
 
 # number prefix -> run note (2-core CPU, no GPU; fast = SCORETUTOR_FAST=1 as in CI, full = the lecture).
-# Fill in from `python -m scoretutor export html NN [--full] --out /tmp/x` (it prints each time)
-# on an otherwise idle machine; "not measured yet" is shown until then.
+# Fill in from `python -m scoretutor export html NN [--full] --out /tmp/x` (it prints each time) on an
+# otherwise idle machine; a test requires an entry for every notebook. Measured 2026-11-28 on the idle
+# 2-core development machine: fast mode; full mode with an empty training cache; then with it filled.
 RUN_NOTES: dict[str, RunNote] = {
-    "00": RunNote("seconds", "seconds", "not needed"),
-    "01": RunNote("not measured yet", "≈ 3 min (179 s, measured on a shared, busy 2-core machine)",
-                  "not needed (2-D toys)"),
-    "02": RunNote("not measured yet", "not measured yet", "not needed (small 2-D models)"),
-    "03": RunNote("not measured yet", "not measured yet", "not needed (2-D toys)"),
-    "04": RunNote("not measured yet", "not measured yet", "not needed (small 2-D models)"),
+    "00": RunNote("7 s", "7 s", "not needed"),
+    "01": RunNote("4 s", "8 s", "not needed (2-D toys)"),
+    "02": RunNote("12 s", "72 s; 13 s with cached trainings", "not needed (small 2-D models)"),
+    "03": RunNote("16 s", "36 s; 32 s with the cached training", "not needed (2-D toys)"),
+    "04": RunNote("12 s", "27 s; 9 s with cached trainings", "not needed (small 2-D models)"),
+    "05": RunNote("23 s", "138 s; 124 s on a re-run (shipped model; retraining it: + 29 min)",
+                  "used when present (sampling, retraining); no GPU time measured yet"),
+    "06": RunNote("16 s", "83 s; 39 s with cached trainings", "not needed (small models)"),
 }
 
 

@@ -91,3 +91,26 @@ def test_explore_page_template_has_no_cdn_links(tmp_path):
                               "update scoretutor.explore.offline_template")
     text = (root / "voila/templates/lab/index.html.j2").read_text()
     assert not re.search(r'(href|src)="https?://', text) and "extends" in text
+
+
+def test_every_notebook_has_measured_run_times():
+    # a new notebook joins the overview with its measured fast- and full-mode times (lecture.RUN_NOTES)
+    for entry in lecture.contents():
+        assert entry.run is not None, f"{entry.file}: add its run times to scoretutor.lecture.RUN_NOTES"
+        for field in ("fast", "full"):
+            assert "not measured" not in getattr(entry.run, field), (entry.file, field)
+
+
+def test_every_notebook_has_a_committed_handout():
+    # docs/handouts holds the full-mode HTML handouts the README links to; a new notebook needs one
+    handouts = ROOT / "docs" / "handouts"
+    for entry in lecture.contents():
+        page = handouts / entry.file.replace(".ipynb", ".html")
+        rebuild = "python -m scoretutor export html --full --out docs/handouts"
+        assert page.exists(), f"{page.name} missing: run {rebuild}"
+        text = page.read_text(encoding="utf-8")
+        assert entry.title.split(":")[0] in text and "_static/mathjax/tex-svg-full.js" in text
+    assert (handouts / "_static" / "mathjax" / "tex-svg-full.js").exists()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for link in re.findall(r"\]\((docs/handouts/[^)]+\.html)\)", readme):
+        assert (ROOT / link).exists(), link
