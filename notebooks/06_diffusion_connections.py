@@ -97,9 +97,6 @@ share = lambda x: mode_fractions(x, mix).fractions[0].item()   # weight of the (
 # %% slideshow={"slide_type": "fragment"}
 ve = VESDE(sigma_min=0.1, sigma_max=50.0)
 sigmas = geometric_sigmas(50.0, 0.1, 10, dtype=torch.float64)       # NCSN: σ_max … σ_min
-check_less("NCSN's σ's are σ(t) at t = 1, 8/9, …, 0 (max relative gap)",
-           ((ve.sigma(VESDE.times(10)) - sigmas).abs() / sigmas).max().item(), 1e-12)
-
 n_paths, n_steps = pick(full=4000, fast=1000), 500
 x = mix64.sample(n_paths, seed(0)) + ve.sigma_min * torch.randn(n_paths, 2, generator=seed(1), dtype=torch.float64)
 path, g_fwd = [x], seed(2)
@@ -109,12 +106,15 @@ for k in range(n_steps):                  # Euler–Maruyama on the forward SDE
     path.append(x)
 path = torch.stack(path)
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+check_less("NCSN's σ's are σ(t) at t = 1, 8/9, …, 0 (max relative gap)",
+           ((ve.sigma(VESDE.times(10)) - sigmas).abs() / sigmas).max().item(), 1e-12)
 var_mc = path[n_steps // 2].var(0).mean().item()            # at t = ½: data variance 1 + 0.16·10², plus σ(½)²
 var_exact = 1 + 16 + ve.sigma(0.5).item() ** 2
 check("variance of x_t at t = ½ (per coordinate): forward SDE vs 17 + σ(½)²", var_mc, var_exact,
       tol=4 * var_exact * math.sqrt(2 / n_paths))
 
+# %% slideshow={"slide_type": "fragment"}
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), layout="constrained")
 ts = np.linspace(0, 1, n_steps + 1)
 axes[0].plot(ts, path[:, :60, 0].numpy(), lw=0.5, alpha=0.6)
@@ -226,7 +226,7 @@ P.plot_samples(axes[2], results["predictor–corrector", budgets[-1]][0], lim=9,
 axes[2].set_title("predictor–corrector samples")
 plt.show()
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 best = {s: results[s, budgets[-1]][0] for s in samplers}
 for s in samplers:
     # recovered, rather than the ≈ 0.5 starting split of plain Langevin: within half of that gap
@@ -268,7 +268,7 @@ print(f"{'(−5,−5) share (± ' + f'{se_p:.3f})':<32}{'σ_max = 20':>11}{'σ_m
 for row in prior_table[20.0]:
     print(f"{row:<32}{prior_table[20.0][row]:>11.3f}{prior_table[50.0][row]:>11.3f}")
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check("ODE share from N(0, 20²)", prior_table[20.0]["ODE from N(0, σ_max²)"], 0.25, tol=4 * se_p)
 check("ODE share from N(0, 50²)", prior_table[50.0]["ODE from N(0, σ_max²)"], 0.22, tol=4 * se_p)
 check("ODE share from the true p₁ (σ_max = 20)", prior_table[20.0]["ODE from the true p₁"], 0.2, tol=4 * se_p)
@@ -306,7 +306,7 @@ print(f"{'density':<14}{'x':>17}{'analytic log p':>16}{'ODE':>11}")
 for name, xi, a, o in rows:
     print(f"{name:<14}{f'({xi[0]:.2f}, {xi[1]:.2f})':>17}{a:>16.5f}{o:>11.5f}")
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 for name, err in mae.items():
     check_less(f"mean |ODE − analytic| log-likelihood, {name}", err, 1e-3, unit="nats")
 
@@ -330,7 +330,7 @@ ax.axhline(1e-3, color="k", ls="--", lw=0.8, label="exact prior (≤ 1e-3)")
 ax.set(xlabel="σ_max", ylabel="mean |error| (nats)", title="log-likelihood error from the prior"), ax.legend(fontsize=8)
 plt.show()
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check_true("the prior's error shrinks as σ_max grows", all(np.diff(prior_err) < 0),
            ", ".join(f"σ_max={s:g}: {e:.3f}" for s, e in zip(smaxes, prior_err, strict=True)))
 
@@ -352,7 +352,7 @@ print(f"average log-likelihood: model {ll_model.mean():.3f}, truth {ll_true.mean
       f"−entropy (Monte Carlo) {neg_entropy.mean():.3f} ± {neg_entropy.std() / math.sqrt(2e5):.3f} nats")
 print(f"estimated KL(p ‖ p_θ) = {-gap.mean():.3f} ± {gap.std() / math.sqrt(len(gap)):.3f} nats")
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check_less("model log-likelihood − true log-likelihood (Gibbs: ≤ 0 up to 3 se)", gap.mean().item(),
            3 * gap.std().item() / math.sqrt(len(gap)))
 
@@ -368,7 +368,7 @@ ax.hist(diff.flatten().numpy(), bins=30)
 ax.set(xlabel="Hutchinson − exact (nats)", ylabel="count", title=f"one probe per point: spread {diff.std():.2f}")
 plt.show()
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check("Hutchinson's mean − exact (unbiased)", diff.mean().item(), 0.0, tol=3 * se_h + 1e-3, unit="nats")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -407,14 +407,16 @@ vp = VPSDE(beta_min=0.1, beta_max=20.0)
 betas = vp.ddpm_betas(1000)
 abar = ddpm.alpha_bars(betas)
 alpha_t, _ = vp.marginal(torch.linspace(0, 1, 1000, dtype=torch.float64))   # α(t_i), t_i = (i−1)/(N−1)
-# −log ᾱ_N = Σ −log(1 − β_i) = B(1) + ½Σβ_i² + r with 0 < r ≤ Σβ³/(3(1 − β_max)): equal up to O(β_max²/N)
-check("DDPM's −log ᾱ_N − the SDE's −log α(1)²", (-abar[-1].log() + 2 * alpha_t[-1].log()).item(),
-      0.5 * (betas**2).sum().item(), tol=((betas**3).sum() / (3 * (1 - betas.max()))).item())
 chain = ddpm.forward_chain(mix.sample(2000, seed(50)), betas.float(), seed(51))
 fig, axes = P.figure_row(4, size=2.6, titles=[f"x_{i}" for i in (0, 100, 300, 1000)])
 for ax, i in zip(axes, (0, 100, 300, 1000), strict=True):
     P.plot_samples(ax, chain[i], lim=8, s=1)
 plt.show()
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+# −log ᾱ_N = Σ −log(1 − β_i) = B(1) + ½Σβ_i² + r with 0 < r ≤ Σβ³/(3(1 − β_max)): equal up to O(β_max²/N)
+check("DDPM's −log ᾱ_N − the SDE's −log α(1)²", (-abar[-1].log() + 2 * alpha_t[-1].log()).item(),
+      0.5 * (betas**2).sum().item(), tol=((betas**3).sum() / (3 * (1 - betas.max()))).item())
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### ε-prediction is a score model
@@ -433,7 +435,7 @@ mf = mode_fractions(x_vp, mix)
 print(f"VP ε-model + reverse SDE: (−5,−5) share {mf.fractions[0]:.3f} ± {mf.stderr[0]:.3f}, "
       f"SW₂ to data {sw(x_vp):.2f} (data vs data {floor:.2f})")
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check("(−5,−5) share, VP ε-model", mf.fractions[0].item(), 0.2, tol=0.15)
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
@@ -481,7 +483,7 @@ s_pred, s_true = -eps_pred / (1 - abar[i - 1]).sqrt(), -eps / (1 - abar[i - 1]).
 dsm = ddpm.dsm_weight(betas, i) * ((s_pred - s_true) ** 2).sum(-1)
 print("ELBO term:", kl.numpy().round(6), "\nweighted DSM:", dsm.numpy().round(6))
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check_less("max |ELBO term − weighted DSM|", (kl - dsm).abs().max().item(), 1e-10, unit="nats")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -507,7 +509,7 @@ for name, x in (("GSN, exact posterior", gsn_exact), ("GSN, Tweedie mean + Gauss
                 ("Langevin, 10× as many steps", x_lang), ("data", mix64.sample(n_g, seed(74)))):
     print(f"{name:<30} (−5,−5) share {share(x):.3f}   off-mode (> 3 from both) {far(x):.3f}")
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 se_g = math.sqrt(0.16 / n_g)
 check("GSN with the exact posterior: (−5,−5) share", share(gsn_exact), 0.2, tol=4 * se_g)
 check_greater("Langevin from the same start: |share − 0.2|", abs(share(x_lang) - 0.2), 10 * se_g)
