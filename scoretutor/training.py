@@ -102,7 +102,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history: list[float] = []
     path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and path.exists():
+    loaded = path is not None and path.exists()
+    if loaded:
         state = torch.load(path, map_location=device, weights_only=True)
         if (ema is not None) != ("ema" in state):
             kind = "with" if "ema" in state else "without"
@@ -155,7 +156,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
               + (f" (checkpoint saved to {path})" if path is not None else ""))
     finally:
         bar.close()
-    if path is not None and len(history) > start:  # a finished run loaded from the cache is left as it is
+    if path is not None and (len(history) > start or not loaded):  # a loaded run with no new step: as it is
         _save(path, model, opt, history, generator, ema)
     if on_checkpoint is not None:
         on_checkpoint(len(history))
