@@ -222,13 +222,13 @@ def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
     return (x, traj) if return_trajectory else x
 
 
-PC_SNR = 0.3  # signal-to-noise ratio r of the corrector: best of 0.1–0.6 on the quality table (n = 256)
+PC_SNR = 0.3  # corrector signal-to-noise ratio r: best of 0.1–0.6 at n = 256; equal to 0.35 at n = 1,000
 PC_CORRECTORS = 2  # Langevin steps per level; with 95 levels 95 · (1 + 2) = 285 network calls
 
 
 def pc_steps(card: dict) -> int:
     """The predictor steps of :func:`sample_pc`: the NCSNv2 grid's number of levels L (95 here)."""
-    return num_levels(card["sigma_max"], card["sigma_min"], ncsnv2_gamma(28 * 28))
+    return default_settings(card).n_levels
 
 
 @torch.no_grad()
