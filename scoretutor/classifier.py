@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scoretutor.checks import count
-from scoretutor.device import get_device
+from scoretutor.device import get_device, model_device
 
 Tensor = torch.Tensor
 WEIGHTS = "classifier.safetensors"
@@ -68,7 +68,7 @@ def classify(model: DigitClassifier, images: Tensor, batch_size: int = 1000
     Images are clamped to [0, 1] first (samplers may overshoot the pixel range slightly).
     """
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     probs, feats = [], []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device, torch.float32).clamp(0, 1)

@@ -68,6 +68,13 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return g
 
 
+def model_device(model) -> torch.device:
+    """Where a model computes: the device of its first parameter; the CPU for a plain function or a
+    module without parameters (e.g. an analytic score)."""
+    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    return param.device if param is not None else torch.device("cpu")
+
+
 def generator_device(generator: torch.Generator | None, default=None) -> torch.device:
     """Where random numbers are drawn: on the generator's device if one is given, else ``default``."""
     if generator is not None:

@@ -27,7 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from scoretutor.checkpoints import git_commit, load_checkpoint, read_card, save_checkpoint
 from scoretutor.checks import count, positive
-from scoretutor.device import get_device, make_generator
+from scoretutor.device import get_device, make_generator, model_device
 from scoretutor.losses import continuous_ncsn_loss
 from scoretutor.models import ScoreUNet
 from scoretutor.sampling import annealed_langevin, predictor_corrector, step_sizes
@@ -195,10 +195,6 @@ def default_settings(card: dict, **overrides) -> SamplerSettings:
     return sampler_settings(card["sigma_max"], card["sigma_min"], **overrides)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
            return_trajectory: bool = False, progress: bool | None = None, clamp: bool = True):
@@ -209,7 +205,7 @@ def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
     also the iterate at the end of every level, shape (L + 2, n, 1, 28, 28) (start, L levels, final).
     """
     n = count(n, "n", 1)
-    device = _model_device(model)
+    device = model_device(model)
     g = make_generator(seed, "cpu")
     x0 = (settings.sigma_max * torch.randn(n, 1, 28, 28, generator=g)).to(device)
     out = annealed_langevin(lambda x, s: model(x, s), x0, settings.sigmas, settings.step_size,
@@ -247,7 +243,7 @@ def sample_pc(model: nn.Module, n: int, card: dict, seed: int = 0, n_steps: int 
     """
     n = count(n, "n", 1)
     n_steps = pc_steps(card) if n_steps is None else count(n_steps, "n_steps", 1)
-    device = _model_device(model)
+    device = model_device(model)
     g = make_generator(seed, "cpu")
     sde = VESDE(card["sigma_min"], card["sigma_max"])
     x_T = (card["sigma_max"] * torch.randn(n, 1, 28, 28, generator=g)).to(device)
@@ -268,7 +264,7 @@ def inpaint(model: nn.Module, images: Tensor, known: Tensor, settings: SamplerSe
     if images.ndim != 4 or known.shape not in (images.shape, images.shape[1:], images.shape[2:]):
         raise ValueError(f"images must be (N, C, H, W) and known a boolean mask of the same (or (C, H, W) / "
                          f"(H, W)) shape, got {tuple(images.shape)} and {tuple(known.shape)}")
-    device = _model_device(model)
+    device = model_device(model)
     y, mask = images.to(device), known.to(device=device, dtype=torch.bool).expand(images.shape)
     g = make_generator(seed, "cpu")
     noise = lambda: torch.randn(y.shape, generator=g).to(device)

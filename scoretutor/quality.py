@@ -23,6 +23,7 @@ import statistics
 import torch
 
 from scoretutor.checks import count
+from scoretutor.device import model_device
 from scoretutor.metrics import (
     confident_fraction,
     frechet_distance_gaussians,
@@ -93,7 +94,7 @@ def mnist_quality(samples: Tensor, train_images: Tensor | None = None, classifie
         raise ValueError(f"need 2 <= number of samples <= {len(base_idx)} (the baseline half of the "
                          f"test set), got {n}")
     clf = classifier if classifier is not None else load_classifier()
-    device = next(clf.parameters()).device
+    device = model_device(clf)
     train = train_images.to(device).flatten(1)
 
     _, ref_feats = classify(clf, test_images[ref_idx])

@@ -66,3 +66,10 @@ def test_randn_like_follows_the_generator_then_moves_to_x():
     assert torch.equal(a, b) and a.dtype == x.dtype and a.device == x.device
     assert device.randn_like(x).shape == x.shape
 
+
+
+def test_model_device_is_where_the_parameters_are():
+    assert device.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert device.model_device(torch.nn.Linear(2, 2).to("meta")) == torch.device("meta")  # not only cpu
+    assert device.model_device(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
+    assert device.model_device(lambda x, sigma: -x) == torch.device("cpu")  # a plain score function

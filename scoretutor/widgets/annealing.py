@@ -26,7 +26,7 @@ from torch import nn
 
 from scoretutor import checks
 from scoretutor.densities import GaussianMixture, ncsn_mixture
-from scoretutor.device import make_generator
+from scoretutor.device import make_generator, model_device
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.models import StackedScoreMLP
 from scoretutor.plotting import DENSITY_CMAP, ERROR_CMAP, SAMPLE_COLOR, grid, style_axes
@@ -169,8 +169,7 @@ class AnnealingExplorer(Explorer):
         g = make_generator(seed)
         self.x0 = torch.rand(int(n_particles), self.mixture.dim, generator=g) * 16 - 8
         # sample on the model's device (e.g. a model trained by fit on CUDA); plot and score on the CPU
-        param = next(model.parameters(), None) if isinstance(model, nn.Module) else None
-        self.device = param.device if param is not None else torch.device("cpu")
+        self.device = model_device(model)
         # as many data points as particles: SW₂ between equal-size sets is a plain sort (fastest path)
         self.data = self.mixture.sample(int(n_data or n_particles), generator=g)
         self.samples = self.x0
