@@ -44,12 +44,20 @@ window.MathJax = {
 </script>
 <script src="{{ resources.mathjax_url }}" defer></script>
 """
-# Templates on top of nbconvert's own: local MathJax 3, no mermaid/jQuery from a CDN, and a reveal
-# start-up script without MathJax 2 calls.
+# nbconvert's lab stylesheets (270 kB), which its template inlines into every page: the handouts link
+# one copy in DIR/_static instead (the template's own small inline styles stay in each page).
+LAB_CSS = ("index.css", "theme-light.css")
+# Templates on top of nbconvert's own: local MathJax 3, no mermaid/jQuery from a CDN, linked lab
+# stylesheets in the handouts, and a reveal start-up script without MathJax 2 calls.
 TEMPLATES = {
     "scoretutor_handout.html.j2": "{%- extends 'index.html.j2' -%}\n"
     "{% block html_head_js_mathjax %}" + _MATHJAX + "{% endblock html_head_js_mathjax %}\n"
-    "{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}\n",
+    "{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}\n"
+    "{% block notebook_css %}"
+    + "".join(f'<link rel="stylesheet" href="{STATIC}/nbconvert/{name}">\n' for name in LAB_CSS)
+    + "{{ super()"
+    + "".join(f' | replace(resources.include_css("static/{name}"), "")' for name in LAB_CSS)
+    + " }}{% endblock notebook_css %}\n",
     "scoretutor_slides.html.j2": "{%- extends 'index.html.j2' -%}\n"
     "{% block html_head_js_jquery %}{% endblock html_head_js_jquery %}\n"
     "{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}\n"
@@ -106,13 +114,26 @@ def find_notebooks(names: list[str], notebook_dir: Path = NOTEBOOK_DIR) -> list[
 
 
 def copy_assets(out: Path) -> None:
-    """Decompress the vendored reveal.js / require.js / MathJax files into ``out/_static``."""
-    for src, dest in ASSETS.items():
+    """Decompress the vendored reveal.js / require.js / MathJax files into ``out/_static``, and copy
+    nbconvert's lab stylesheets there (``_static/nbconvert``)."""
+    files = {dest: gzip.decompress((VENDOR / src).read_bytes()) for src, dest in ASSETS.items()}
+    files.update({f"nbconvert/{name}": (_lab_static() / name).read_bytes() for name in LAB_CSS})
+    for dest, data in files.items():
         target = out / STATIC / dest
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = gzip.decompress((VENDOR / src).read_bytes())
         if not target.exists() or target.read_bytes() != data:
             _write_atomic(target, data)
+
+
+def _lab_static() -> Path:
+    """The ``static`` folder of nbconvert's installed lab template."""
+    from jupyter_core.paths import jupyter_path
+
+    for root in jupyter_path("nbconvert", "templates"):
+        folder = Path(root) / "lab" / "static"
+        if (folder / LAB_CSS[0]).exists():
+            return folder
+    raise FileNotFoundError("nbconvert's lab template is not installed (pip install nbconvert)")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -110,7 +110,9 @@ def test_every_notebook_has_a_committed_handout():
         assert page.exists(), f"{page.name} missing: run {rebuild}"
         text = page.read_text(encoding="utf-8")
         assert entry.title.split(":")[0] in text and "_static/mathjax/tex-svg-full.js" in text
+        assert 'href="_static/nbconvert/index.css"' in text and "--jp-border-width" not in text  # linked once
     assert (handouts / "_static" / "mathjax" / "tex-svg-full.js").exists()
+    assert (handouts / "_static" / "nbconvert" / "theme-light.css").exists()
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for link in re.findall(r"\]\((docs/handouts/[^)]+\.html)\)", readme):
         assert (ROOT / link).exists(), link

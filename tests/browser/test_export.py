@@ -48,6 +48,9 @@ def test_exported_notebook_opens_offline(page, exported, fmt):
     assert title in page.title()
     assert page.get_by_text(title).count() >= 1, "the notebook's title is not in the page"
     assert page.locator("mjx-container").count() > 0, "no formula was typeset by MathJax"
+    # nbconvert's lab stylesheets apply (linked from _static in handouts, inlined in slides)
+    assert page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--jp-border-width')"
+                         ).strip() == "1px", "the lab theme's stylesheet did not load"
     if fmt == "slides":
         page.wait_for_selector(".reveal.ready", timeout=180_000)  # reveal.js adds "ready" once initialised
         assert page.locator(".reveal .slides section.present").count() >= 1, "reveal.js shows no slide"
