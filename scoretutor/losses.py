@@ -164,6 +164,17 @@ def _broadcast(sigma: Tensor, x: Tensor) -> Tensor:
     return sigma.reshape(-1, *([1] * (x.ndim - 1)))
 
 
+def unit_output_weighting(sigma_data: float) -> Callable[[Tensor], Tensor]:
+    """λ(σ) = σ² (σ² + σ_d²)/σ_d² for a :class:`~scoretutor.models.ScoreUNet` with ``c_skip``.
+
+    Its score is s = −x/(σ² + σ_d²) + σ_d/√(σ² + σ_d²) · F/σ, so λ(σ) · ½‖s − s*‖² = ½‖F − F*‖²:
+    the network's own output is fitted with weight 1 at every σ (Karras et al. 2022), where λ = σ²
+    would give the large-σ terms a weight σ_d²/(σ² + σ_d²) → 0.
+    """
+    sd2 = checks.positive(sigma_data, "sigma_data") ** 2
+    return lambda sigma: sigma**2 * (sigma**2 + sd2) / sd2
+
+
 def _weights(sigma: Tensor, weighting: str | Callable[[Tensor], Tensor]) -> Tensor:
     if callable(weighting):
         lam = torch.as_tensor(weighting(sigma), dtype=sigma.dtype, device=sigma.device)

@@ -2,8 +2,9 @@
 
 - :func:`make_model`: the :class:`~scoretutor.models.ScoreUNet` configuration of the shipped model.
 - :func:`train`: ``fit`` with σ ~ log-uniform on [σ_min, σ_max] (σ_max by NCSNv2's Technique 1),
-  λ(σ) = σ², an EMA of the weights, gradient clipping, periodic checkpoints and exact resume; the EMA
-  weights are exported as a safetensors checkpoint with a JSON card (:mod:`scoretutor.checkpoints`).
+  λ(σ) that fits the network's output with unit weight, an EMA of the weights, gradient clipping,
+  periodic checkpoints and exact resume; the EMA weights are exported as a safetensors checkpoint
+  with a JSON card (:mod:`scoretutor.checkpoints`).
 - :func:`load_pretrained`: the checkpoint shipped in the package (``scoretutor/checkpoints/mnist``).
 - :func:`sampler_settings`, :func:`sample`, :func:`inpaint`: annealed Langevin on a geometric grid
   chosen by NCSNv2's Techniques 2 and 4, with the final denoising step (Tweedie).
@@ -28,7 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from scoretutor.checkpoints import git_commit, load_checkpoint, read_card, save_checkpoint
 from scoretutor.checks import count, positive
 from scoretutor.device import get_device, make_generator, model_device
-from scoretutor.losses import continuous_ncsn_loss
+from scoretutor.losses import continuous_ncsn_loss, unit_output_weighting
 from scoretutor.models import ScoreUNet
 from scoretutor.sampling import annealed_langevin, predictor_corrector, step_sizes
 from scoretutor.schedules import (
@@ -45,7 +46,7 @@ Tensor = torch.Tensor
 
 SIGMA_MIN = 0.01  # a noise 100× below the 8-bit pixel steps' scale (1/255 ≈ 0.004 … 1): invisible
 EMA_DECAY = 0.998
-MODEL_CONFIG = {"channels": (8, 32, 64), "blocks": (0, 1, 2), "attention": False}
+MODEL_CONFIG = {"channels": (8, 32, 64), "blocks": (0, 1, 2), "attention": False, "c_skip": True}
 TRAIN_STATE = "train_state.pt"
 
 
@@ -82,7 +83,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
           time_limit_s: float | None = None) -> tuple[nn.Module, dict]:
     """Train a score model on ``images`` (N, 1, 28, 28) in [0, 1]; write its checkpoint to ``out``.
 
-    Loss: E_{σ∼logU[σ_min, σ_max]} σ² · ½‖s_θ(x + σz, σ) + z/σ‖² (:func:`continuous_ncsn_loss`).
+    Loss: E_{σ∼logU[σ_min, σ_max]} λ(σ) · ½‖s_θ(x + σz, σ) + z/σ‖² (:func:`continuous_ncsn_loss`) with
+    λ(σ) = σ² (σ² + σ_d²)/σ_d² for a ``c_skip`` model (:func:`unit_output_weighting`), else σ².
     ``out`` receives ``model.safetensors`` + ``model.json`` (the EMA weights, every
     ``checkpoint_every`` steps and at the end) and ``train_state.pt`` (weights, optimiser, EMA,
     loss history and generator state) from which ``resume=True`` continues exactly. With
@@ -122,6 +124,11 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
         if previous.get("model", {}).get("config") != mine:
             raise ValueError(f"--resume: the model in {out} has config "
                              f"{previous.get('model', {}).get('config')}, this one {mine}")
+    if model.config.get("c_skip"):  # fit the network's output F with weight 1 at every σ
+        weighting = unit_output_weighting(model.sigma_data)
+        loss_name = "lambda(sigma) = sigma^2 (sigma^2 + sigma_data^2) / sigma_data^2"
+    else:
+        weighting, loss_name = "sigma2", "lambda(sigma) = sigma^2"
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(run["ema_decay"]), use_buffers=True)
     wall_before = float(previous.get("wall_time_s", 0.0))
     commit = git_commit()  # the code that runs, read once (the checkout may change while it trains)
@@ -130,7 +137,7 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
 
     def card(done: int) -> dict:
         return {**run, "steps": done, "data": data,
-                "loss": "continuous NCSN: sigma ~ logU[sigma_min, sigma_max], lambda(sigma) = sigma^2",
+                "loss": f"continuous NCSN: sigma ~ logU[sigma_min, sigma_max], {loss_name}",
                 "wall_time_s": round(wall_before + time.perf_counter() - t0, 1),
                 "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
                 "git_commit": commit, **({"command": command} if command else {})}
@@ -139,7 +146,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
         save_checkpoint(out, ema.module, **card(done))
 
     def loss_fn(net: nn.Module, x: Tensor, g: torch.Generator) -> Tensor:
-        return continuous_ncsn_loss(net, x, run["sigma_min"], run["sigma_max"], generator=g)
+        return continuous_ncsn_loss(net, x, run["sigma_min"], run["sigma_max"], weighting=weighting,
+                                    generator=g)
 
     fit(model, loss_fn, images, steps, batch_size=run["batch_size"], lr=run["lr"], seed=run["seed"],
         device=device, progress=progress, checkpoint_path=state_path, checkpoint_every=checkpoint_every,
