@@ -29,6 +29,7 @@
 
 # %% slideshow={"slide_type": "skip"}
 # %matplotlib inline
+import math
 import tempfile
 import time
 
@@ -40,6 +41,7 @@ from scoretutor import fast_mode, get_device, mnist, pick
 from scoretutor.claims import check, check_less, check_true
 from scoretutor.data import load_mnist
 from scoretutor.exercises.mnist import check_denoise, check_log_uniform
+from scoretutor.losses import continuous_ncsn_loss, unit_output_weighting
 from scoretutor.plotting import plot_digits
 from scoretutor.quality import format_quality_comparison, mnist_quality
 from scoretutor.schedules import ncsnv2_gamma, num_levels, shell_overlap
@@ -109,11 +111,14 @@ check("p_σ(i) mass in the 3-std shell of p_σ(i−1) at this γ (Technique 2)",
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · 🔍 The model: a small noise-conditional U-Net
 #
-# $\mathbf{s}_\theta(\mathbf{x}, \sigma) = F_\theta(c(\sigma)\,\mathbf{x}, \log\sigma)\,/\,\sigma$: the same call `model(x, sigma)` as the 2-D models of notebook 04.
+# $$\mathbf{s}_\theta(\mathbf{x}, \sigma) = -\frac{\mathbf{x}}{\sigma^2 + \sigma_d^2} + \frac{\sigma_d}{\sqrt{\sigma^2 + \sigma_d^2}} \cdot \frac{F_\theta(c(\sigma)\,\mathbf{x}, \log\sigma)}{\sigma},\qquad \sigma_d = 0.5,$$
+# the same call `model(x, sigma)` as the 2-D models of notebook 04.
 #
-# * the input is scaled by $c(\sigma) = 1/\sqrt{\sigma^2 + 0.5^2}$, so the network sees images of about unit size at every level;
-# * $\log\sigma$ enters through Fourier features and shifts/scales every residual block;
-# * the output is divided by $\sigma$, the size of the true score $-\mathbf{z}/\sigma$ (NCSNv2's scaling).
+# * the first term is the exact score of a Gaussian of the data's scale perturbed to level $\sigma$, $\mathcal{N}(0, (\sigma_d^2 + \sigma^2) I)$:
+#   the network $F_\theta$ only learns the correction (Karras et al. 2022's preconditioning). At large $\sigma$ that term is almost the whole
+#   answer and the network's errors are damped by $\sigma_d/\sigma$; at small $\sigma$ the output is $F_\theta/\sigma$, the size of the true score $-\mathbf{z}/\sigma$ (NCSNv2's scaling);
+# * the input is scaled by $c(\sigma) = 1/\sqrt{\sigma^2 + \sigma_d^2}$, so the network sees images of about unit size at every level;
+# * $\log\sigma$ enters through Fourier features and shifts/scales every residual block.
 #
 # A U-Net at 28 → 14 → 7 pixels, with few channels at full resolution, where convolutions are costly on a CPU.
 
@@ -124,12 +129,40 @@ print(f"{type(model).__name__} {card['model']['config']['channels']} channels: {
 print(f"shipped checkpoint: {card['steps']:,} steps of batch {card['batch_size']} in {card['wall_time_s'] / 60:.0f} min "
       f"on a {card['device']} ({card['data']['count']:,} training digits)")
 
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# What the network adds to the Gaussian term: the error of Tweedie's denoiser $\tilde{\mathbf{x}} + \sigma^2\mathbf{s}(\tilde{\mathbf{x}}, \sigma)$ on held-out test digits,
+# with $F_\theta = 0$ (the Gaussian term alone shrinks $\tilde{\mathbf{x}}$ towards 0) and with the trained network.
+
+# %% slideshow={"slide_type": "-"}
+sig_grid = torch.logspace(math.log10(mnist.SIGMA_MIN), math.log10(sigma_max), 12).tolist()
+x_clean = test_x[: pick(full=256, fast=64)].to(device)
+denoise_error = {"Gaussian term only (F = 0)": [], "shipped network": []}
+with torch.no_grad():
+    for sigma in sig_grid:
+        x_noisy = x_clean + sigma * torch.randn(x_clean.shape, generator=g).to(device)
+        for name, net in zip(denoise_error, (mnist.make_model().to(device), model), strict=True):
+            denoised = x_noisy + sigma**2 * net(x_noisy, sigma)
+            denoise_error[name].append(((denoised - x_clean) ** 2).mean().item())
+fig, ax = plt.subplots(figsize=(5.5, 3))
+for name, err in denoise_error.items():
+    ax.loglog(sig_grid, err, "o-", label=name)
+ax.set(xlabel="σ", ylabel="squared error per pixel", title="denoising test digits")
+ax.legend()
+plt.show()
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+gauss_err, net_err = (torch.tensor(v) for v in denoise_error.values())
+check_less("largest ratio over σ of the network's denoising error to the Gaussian term's", (net_err / gauss_err).max().item(), 1)
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · 🔍 Training: one loss for every noise level
 #
 # Each example gets its own level, drawn **continuously**: $\log\sigma \sim \mathcal{U}[\log\sigma_{\min}, \log\sigma_{\max}]$, and
-# $$\mathcal{L}(\theta) = \mathbb{E}_{\sigma}\, \sigma^2 \cdot \tfrac12\, \mathbb{E}_{\mathbf{x}, \mathbf{z}} \big\| \mathbf{s}_\theta(\mathbf{x} + \sigma\mathbf{z}, \sigma) + \mathbf{z}/\sigma \big\|^2,$$
-# the NCSN objective with $\lambda(\sigma) = \sigma^2$ — so the same network serves any grid of levels (and, in the next notebook, the SDE samplers).
+# $$\mathcal{L}(\theta) = \mathbb{E}_{\sigma}\, \lambda(\sigma) \cdot \tfrac12\, \mathbb{E}_{\mathbf{x}, \mathbf{z}} \big\| \mathbf{s}_\theta(\mathbf{x} + \sigma\mathbf{z}, \sigma) + \mathbf{z}/\sigma \big\|^2,
+#   \qquad \lambda(\sigma) = \sigma^2\,\frac{\sigma^2 + \sigma_d^2}{\sigma_d^2},$$
+# the NCSN objective — so the same network serves any grid of levels (and, in the next notebook, the SDE samplers). This $\lambda$ makes each
+# term $\tfrac12\|F_\theta - F^*\|^2$: every level counts the same for the network's own output. The NCSN choice $\lambda = \sigma^2$ (the small-$\sigma$ limit)
+# would weight a level $\sigma \gg \sigma_d$ by only $\sigma_d^2/\sigma^2$; the README measures what the two choices do to the samples.
 # `mnist.train` runs the shared `fit` loop with an EMA of the weights, gradient clipping, checkpoints and exact resume.
 # Here: a few steps on a small batch, to see the loop. The shipped model was trained with
 # `python -m scoretutor train mnist …` (see the README); set `TRAIN_FULL = True` to retrain it here.
@@ -146,8 +179,12 @@ if TRAIN_FULL:
     model = demo
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
-# at initialisation the output layer is zero, so the loss is ½·784 = 392 per example; it falls within steps
-check_less("training loss after the demo steps (starts at ½·D = 392)", sum(history[-3:]) / 3, 392)
+# the demo's loss on 512 digits against that of the untrained network (F = 0), with the same σ and z
+judge = train_x[:512].to(device)
+with torch.no_grad():
+    loss_of = lambda net: continuous_ncsn_loss(net, judge, mnist.SIGMA_MIN, sigma_max, weighting=unit_output_weighting(0.5),
+                                               generator=torch.Generator().manual_seed(1)).item()
+    check_less("training loss after the demo steps / before", loss_of(demo) / loss_of(mnist.make_model().to(device)), 1)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · Annealed Langevin samples
