@@ -136,13 +136,16 @@ print(f"shipped checkpoint: {card['steps']:,} steps of batch {card['batch_size']
 # %% slideshow={"slide_type": "-"}
 sig_grid = torch.logspace(math.log10(mnist.SIGMA_MIN), math.log10(sigma_max), 12).tolist()
 x_clean = test_x[: pick(full=256, fast=64)].to(device)
-denoise_error = {"Gaussian term only (F = 0)": [], "shipped network": []}
+nets = {"Gaussian term only (F = 0)": mnist.make_model().to(device), "shipped network": model}
+denoise_error = {name: [] for name in nets}
 with torch.no_grad():
     for sigma in sig_grid:
         x_noisy = x_clean + sigma * torch.randn(x_clean.shape, generator=g).to(device)
-        for name, net in zip(denoise_error, (mnist.make_model().to(device), model), strict=True):
+        for name, net in nets.items():
             denoised = x_noisy + sigma**2 * net(x_noisy, sigma)
             denoise_error[name].append(((denoised - x_clean) ** 2).mean().item())
+
+# %% slideshow={"slide_type": "-"}
 fig, ax = plt.subplots(figsize=(5.5, 3))
 for name, err in denoise_error.items():
     ax.loglog(sig_grid, err, "o-", label=name)
@@ -182,7 +185,7 @@ if TRAIN_FULL:
 # the demo's loss on 512 digits against that of the untrained network (F = 0), with the same σ and z
 judge = train_x[:512].to(device)
 with torch.no_grad():
-    loss_of = lambda net: continuous_ncsn_loss(net, judge, mnist.SIGMA_MIN, sigma_max, weighting=unit_output_weighting(0.5),
+    loss_of = lambda net: continuous_ncsn_loss(net, judge, mnist.SIGMA_MIN, sigma_max, weighting=unit_output_weighting(demo.sigma_data),
                                                generator=torch.Generator().manual_seed(1)).item()
     check_less("training loss after the demo steps / before", loss_of(demo) / loss_of(mnist.make_model().to(device)), 1)
 
