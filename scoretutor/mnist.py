@@ -40,12 +40,14 @@ from scoretutor.schedules import (
     sigma_max_from_data,
 )
 from scoretutor.sde import VESDE, sigma_model_score_fn
-from scoretutor.training import fit
+from scoretutor.training import cosine_decay, fit
 
 Tensor = torch.Tensor
 
 SIGMA_MIN = 0.01  # a noise 100× below the 8-bit pixel steps' scale (1/255 ≈ 0.004 … 1): invisible
 EMA_DECAY = 0.998
+LR_SCHEDULES = ("constant", "cosine")
+LR_FINAL = 0.1  # the cosine schedule ends at lr/10 (nanoGPT's min_lr)
 MODEL_CONFIG = {"channels": (8, 32, 64), "blocks": (0, 1, 2), "attention": False, "c_skip": True}
 TRAIN_STATE = "train_state.pt"
 
@@ -80,7 +82,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
           grad_clip: float = 1.0, seed: int = 0, device=None, resume: bool = False,
           checkpoint_every: int = 500, progress: bool | None = None, data_info: dict | None = None,
           model: ScoreUNet | None = None, command: str | None = None,
-          time_limit_s: float | None = None) -> tuple[nn.Module, dict]:
+          time_limit_s: float | None = None, lr_schedule: str = "constant",
+          compile: bool = False) -> tuple[nn.Module, dict]:
     """Train a score model on ``images`` (N, 1, 28, 28) in [0, 1]; write its checkpoint to ``out``.
 
     Loss: E_{σ∼logU[σ_min, σ_max]} λ(σ) · ½‖s_θ(x + σz, σ) + z/σ‖² (:func:`continuous_ncsn_loss`) with
@@ -89,7 +92,9 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     ``checkpoint_every`` steps and at the end) and ``train_state.pt`` (weights, optimiser, EMA,
     loss history and generator state) from which ``resume=True`` continues exactly. With
     ``time_limit_s`` training stops early once that many seconds have passed (the card records the
-    steps done). Returns the EMA model and the card.
+    steps done). ``lr_schedule="cosine"`` decays the learning rate from ``lr`` to ``lr``/10 over
+    ``steps`` (:func:`~scoretutor.training.cosine_decay`); ``compile`` trains through
+    ``torch.compile`` (same weights, faster steps). Returns the EMA model and the card.
     """
     steps = count(steps, "steps", 1)
     out = Path(out)
@@ -108,6 +113,9 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     run = {"sigma_min": positive(sigma_min, "sigma_min"), "sigma_max": positive(sigma_max, "sigma_max"),
            "ema_decay": float(ema_decay), "batch_size": count(batch_size, "batch_size", 1),
            "lr": positive(lr, "lr"), "grad_clip": positive(grad_clip, "grad_clip"), "seed": int(seed)}
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    schedule = "constant" if lr_schedule == "constant" else f"cosine to lr/{1 / LR_FINAL:g} over {steps} steps"
     if not 0 < run["ema_decay"] < 1:
         raise ValueError(f"ema_decay must lie in (0, 1), got {ema_decay}")
     if not run["sigma_min"] < run["sigma_max"]:
@@ -115,6 +123,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     if previous:
         clash = [f"{k}: run {previous.get(k)!r}, now {run[k]!r}" for k in _RUN_KEYS
                  if previous.get(k) is not None and not math.isclose(float(previous[k]), float(run[k]))]
+        if previous.get("lr_schedule", "constant") != schedule:
+            clash.append(f"lr_schedule: run {previous.get('lr_schedule', 'constant')!r}, now {schedule!r}")
         if clash:
             raise ValueError(f"--resume with settings that differ from the run in {out}: " + "; ".join(clash))
     if model is None:
@@ -136,10 +146,11 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     data = dict(data_info or {"name": "mnist", "split": "train", "count": int(images.shape[0])})
 
     def card(done: int) -> dict:
-        return {**run, "steps": done, "data": data,
+        return {**run, "lr_schedule": schedule, "steps": done, "data": data,
                 "loss": f"continuous NCSN: sigma ~ logU[sigma_min, sigma_max], {loss_name}",
                 "wall_time_s": round(wall_before + time.perf_counter() - t0, 1),
-                "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+                "device": str(device), "threads": torch.get_num_threads(), "compiled": bool(compile),
+                "torch_version": torch.__version__,
                 "git_commit": commit, **({"command": command} if command else {})}
 
     def export(done: int) -> None:
@@ -152,7 +163,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     fit(model, loss_fn, images, steps, batch_size=run["batch_size"], lr=run["lr"], seed=run["seed"],
         device=device, progress=progress, checkpoint_path=state_path, checkpoint_every=checkpoint_every,
         grad_clip=run["grad_clip"], desc="training MNIST score model", mixed_precision=True, ema=ema,
-        on_checkpoint=export, time_limit_s=time_limit_s)
+        on_checkpoint=export, time_limit_s=time_limit_s, compile=compile,
+        lr_factor=None if lr_schedule == "constant" else cosine_decay(steps, LR_FINAL))
     return ema.module.eval(), read_card(out)
 
 

@@ -19,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: best available)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                        help="constant, or cosine decay to lr/10 over --steps (default constant)")
+    parser.add_argument("--compile", action="store_true",
+                        help="train through torch.compile: ~1.3x faster steps after ~1 min of compiling "
+                             "(needs a C++ compiler)")
     parser.add_argument("--sigma-max", type=float, default=None,
                         help="largest noise level (default: NCSNv2 rule, largest distance between digits)")
     parser.add_argument("--sigma-min", type=float, default=None, help="smallest noise level (default 0.01)")
@@ -77,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, device=device, resume=args.resume, checkpoint_every=args.checkpoint_every,
         progress=False if args.quiet else None,
         data_info={"name": "mnist", "split": "train", "count": int(images.shape[0]), "source": source},
-        command=command, time_limit_s=None if args.time_limit is None else 60 * args.time_limit)
+        command=command, lr_schedule=args.lr_schedule, compile=args.compile,
+        time_limit_s=None if args.time_limit is None else 60 * args.time_limit)
     print(f"done: {card['steps']} steps in {card['wall_time_s']:.0f} s (σ ∈ [{card['sigma_min']:.3g}, "
           f"{card['sigma_max']:.3g}]); checkpoint in {args.out}")
     return 0

@@ -58,7 +58,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int = 500, grad_clip: float | None = None, weight_decay: float = 0.0,
         desc: str = "training", mixed_precision: bool = False, ema: nn.Module | None = None,
-        on_checkpoint: Callable[[int], None] | None = None, time_limit_s: float | None = None) -> list[float]:
+        on_checkpoint: Callable[[int], None] | None = None, time_limit_s: float | None = None,
+        lr_factor: Callable[[int], float] | None = None, compile: bool = False) -> list[float]:
     """Minimise ``loss_fn(model, batch, generator)`` with Adam for ``n_steps``; return the loss history.
 
     Args:
@@ -75,6 +76,11 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
             the end), e.g. to export the weights.
         time_limit_s: stop (cleanly, as after Ctrl-C) once this many seconds have passed in this
             call; the history is shorter than ``n_steps`` and a later call resumes from the checkpoint.
+        lr_factor: the learning rate of step k is ``lr * lr_factor(k)`` (e.g. :func:`cosine_decay`);
+            it depends on the step only, so a resumed run follows the same schedule.
+        compile: run the loss through ``torch.compile(model)`` (fused kernels; about 1.3× faster
+            on a CPU after a compilation of about a minute, which needs a C++ compiler). The weights
+            are shared, so checkpoints and the EMA are those of the plain model.
     """
     n_steps = count(n_steps, "n_steps", 0)
     batch_size = count(batch_size, "batch_size", 1)
@@ -117,6 +123,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         generator.set_state(state["generator"].cpu())
 
     start = len(history)
+    forward = torch.compile(model) if compile else model
     show = show_progress(progress)
     model.train()
     step_start_state = None
@@ -129,9 +136,12 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
                       f"of {n_steps} steps")
                 break
             step_start_state = generator.get_state()
+            if lr_factor is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr * lr_factor(step)
             batch = draw(batch_size, generator)
             with autocast(device, enabled=mixed_precision):
-                loss = loss_fn(model, batch, generator)
+                loss = loss_fn(forward, batch, generator)
             value = loss.item()  # the one host sync per step
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss became {value} at step {step}; last checkpoint kept")
@@ -164,6 +174,15 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     if ema is not None:
         ema.eval()
     return history
+
+
+def cosine_decay(n_steps: int, final: float = 0.0) -> Callable[[int], float]:
+    """The factor f(k) = final + (1 − final) · ½ (1 + cos(π k / n_steps)): 1 at step 0, ``final`` at
+    step ``n_steps`` (and after it), for ``fit(lr_factor=...)``."""
+    n_steps = count(n_steps, "n_steps", 1)
+    if not 0 <= final <= 1:
+        raise ValueError(f"final must lie in [0, 1], got {final}")
+    return lambda k: final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(k, n_steps) / n_steps))
 
 
 # -- one score model per noise level, trained side by side -----------------------------------------
