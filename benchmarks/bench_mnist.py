@@ -3,11 +3,13 @@
     python benchmarks/bench_mnist.py                  # on get_device() (SCORETUTOR_DEVICE to override)
     python benchmarks/bench_mnist.py --threads 1      # a busy 2-core CPU: 1 thread avoids OpenMP stalls
     python benchmarks/bench_mnist.py --quality 1000   # + the quality table of 1,000 samples (slow on a CPU)
+    python benchmarks/bench_mnist.py --compile        # + training speed of both under torch.compile
 
 1. Training images/s at batch 64 (forward, DSM loss, backward, Adam step) for scoretutor's ScoreUNet
    (the shipped architecture) and the reference ScoreNet of the score-SDE tutorial
    (benchmarks/reference_scorenet.py), measured in alternating rounds in one run, so that a busy
-   machine slows both alike; median over rounds. Target: ScoreUNet ≥ reference.
+   machine slows both alike; median over rounds. Target: ScoreUNet ≥ reference. With ``--compile``
+   the same again with both networks compiled (``train mnist --compile``; ~1 min of compiling each).
 2. Sampling time of 64 images with the default settings for both networks: annealed Langevin (NCSNv2
    grid, final denoising step) and predictor–corrector (the command line's default; 285 network
    calls). Target: ≤ 30 s on the CPU.
@@ -80,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--compile", action="store_true", help="also time training under torch.compile")
     parser.add_argument("--quality", type=int, default=0, help="samples for the quality table (0: skip)")
     args = parser.parse_args()
     if args.threads:
@@ -98,6 +101,14 @@ def main() -> None:
         print(f"  {name:30s} {r:7.0f} images/s")
     ours, ref = rates.values()
     print(f"  ratio ScoreUNet / reference: {ours / ref:.2f} (target >= 1)")
+    if args.compile:
+        compiled = {name: torch.compile(m) for name, m in models.items()}
+        rates = train_throughput(compiled, device, rounds=args.rounds)
+        print("\ntraining, batch 64, both under torch.compile:")
+        for name, r in rates.items():
+            print(f"  {name:30s} {r:7.0f} images/s")
+        ours, ref = rates.values()
+        print(f"  ratio ScoreUNet / reference: {ours / ref:.2f}")
 
     model, card = mnist.load_pretrained(device=device)
     settings = mnist.default_settings(card)

@@ -173,9 +173,11 @@ check_less("largest ratio over σ of the network's denoising error to the Gaussi
 # %% slideshow={"slide_type": "-"}
 TRAIN_FULL = False  # True: retrain the shipped model here (29 minutes on a 2-core CPU)
 demo_dir = tempfile.mkdtemp()
-steps = card["steps"] if TRAIN_FULL else pick(full=60, fast=12)
+steps = card.get("lr_decay_steps", card["steps"]) if TRAIN_FULL else pick(full=60, fast=12)
+as_shipped = dict(lr_schedule=card.get("lr_schedule", "constant"), compile=card.get("compiled", False),
+                  time_limit_s=card["wall_time_s"]) if TRAIN_FULL else {}
 demo, _ = mnist.train(demo_dir, steps, train_x, batch_size=64 if TRAIN_FULL else 16, sigma_max=sigma_max,
-                      device=device, progress=TRAIN_FULL, checkpoint_every=max(steps, 1))
+                      device=device, progress=TRAIN_FULL, checkpoint_every=max(steps, 1), **as_shipped)
 history = torch.load(f"{demo_dir}/{mnist.TRAIN_STATE}", weights_only=True)["history"]
 print("loss every few steps:", [round(v, 1) for v in history[:: max(1, steps // 6)]])
 if TRAIN_FULL:

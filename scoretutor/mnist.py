@@ -115,7 +115,9 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
            "lr": positive(lr, "lr"), "grad_clip": positive(grad_clip, "grad_clip"), "seed": int(seed)}
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    schedule = "constant" if lr_schedule == "constant" else f"cosine to lr/{1 / LR_FINAL:g} over {steps} steps"
+    schedule = {"lr_schedule": lr_schedule}
+    if lr_schedule == "cosine":
+        schedule.update(lr_decay_steps=steps, lr_final=LR_FINAL)
     if not 0 < run["ema_decay"] < 1:
         raise ValueError(f"ema_decay must lie in (0, 1), got {ema_decay}")
     if not run["sigma_min"] < run["sigma_max"]:
@@ -123,8 +125,10 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     if previous:
         clash = [f"{k}: run {previous.get(k)!r}, now {run[k]!r}" for k in _RUN_KEYS
                  if previous.get(k) is not None and not math.isclose(float(previous[k]), float(run[k]))]
-        if previous.get("lr_schedule", "constant") != schedule:
-            clash.append(f"lr_schedule: run {previous.get('lr_schedule', 'constant')!r}, now {schedule!r}")
+        before = {k: previous.get(k, "constant" if k == "lr_schedule" else None) for k in schedule}
+        if before != schedule:
+            clash.append(f"learning-rate schedule: run {before}, now {schedule} (a cosine schedule is fixed "
+                         "by the --steps it started with)")
         if clash:
             raise ValueError(f"--resume with settings that differ from the run in {out}: " + "; ".join(clash))
     if model is None:
@@ -146,7 +150,7 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     data = dict(data_info or {"name": "mnist", "split": "train", "count": int(images.shape[0])})
 
     def card(done: int) -> dict:
-        return {**run, "lr_schedule": schedule, "steps": done, "data": data,
+        return {**run, **schedule, "steps": done, "data": data,
                 "loss": f"continuous NCSN: sigma ~ logU[sigma_min, sigma_max], {loss_name}",
                 "wall_time_s": round(wall_before + time.perf_counter() - t0, 1),
                 "device": str(device), "threads": torch.get_num_threads(), "compiled": bool(compile),

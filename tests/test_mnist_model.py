@@ -221,6 +221,22 @@ def test_train_resumes_exactly_with_ema(tmp_path):
         mnist.train(tmp_path / "c", 6, images, model=tiny(), resume=True, **kw)
 
 
+def test_train_cosine_schedule_is_on_the_card_and_checked_on_resume(tmp_path):
+    images = digits(16)
+    kw = dict(batch_size=4, sigma_max=15.0, progress=False, device="cpu")
+    _, card = mnist.train(tmp_path / "a", 2, images, model=tiny(), lr_schedule="cosine", **kw)
+    assert (card["lr_schedule"], card["lr_decay_steps"], card["lr_final"]) == ("cosine", 2, 0.1)
+    assert card["compiled"] is False
+    with pytest.raises(ValueError, match="learning-rate schedule"):
+        mnist.train(tmp_path / "a", 4, images, model=tiny(), resume=True, **kw)  # now constant
+    with pytest.raises(ValueError, match="fixed by the --steps"):
+        mnist.train(tmp_path / "a", 4, images, model=tiny(), resume=True, lr_schedule="cosine", **kw)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        mnist.train(tmp_path / "b", 2, images, model=tiny(), lr_schedule="linear", **kw)
+    _, card = mnist.train(tmp_path / "c", 2, images, model=tiny(), **kw)
+    assert card["lr_schedule"] == "constant" and "lr_decay_steps" not in card
+
+
 # -- sampling and inpainting -----------------------------------------------------------------------
 def test_sampler_settings_follow_the_ncsnv2_rules():
     s = mnist.sampler_settings(15.0, 0.01, n_steps_each=3)
@@ -298,6 +314,9 @@ def test_cli_help_and_one_line_errors(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "missing" in err and "\n" not in err
     assert main(["sample", "mnist", "--n", "2", "--out", str(tmp_path / "x.txt")]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["train", "mnist", "--steps", "5", "--out", str(tmp_path), "--lr-schedule", "linear"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_cli_mismatched_checkpoint_exits_without_traceback(tmp_path):

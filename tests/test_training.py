@@ -9,7 +9,7 @@ from scoretutor.config import show_progress
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.losses import denoising_score_matching
 from scoretutor.models import ScoreMLP
-from scoretutor.training import fit
+from scoretutor.training import cosine_decay, fit
 
 
 def dsm_loss(sigma: float):
@@ -179,3 +179,61 @@ def test_fit_with_a_cached_checkpoint_returns_the_finished_run_without_training(
              checkpoint_path=path)
     assert h2 == h1 and not calls
     assert torch.equal(second.weight, first.weight.cpu())
+
+
+def test_cosine_decay_runs_from_one_to_its_final_factor():
+    f = cosine_decay(100, final=0.1)
+    assert f(0) == pytest.approx(1.0) and f(100) == pytest.approx(0.1) and f(500) == pytest.approx(0.1)
+    assert f(50) == pytest.approx(0.55)  # half-way: the mean of 1 and 0.1
+    assert f(25) == pytest.approx(0.1 + 0.9 * (2 + 2**0.5) / 4)  # ½(1 + cos π/4)
+    values = [f(k) for k in range(101)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    for bad in (dict(n_steps=0), dict(n_steps=10, final=1.5), dict(n_steps=10, final=-0.1)):
+        with pytest.raises(ValueError):
+            cosine_decay(**bad)
+
+
+def test_fit_lr_factor_matches_torch_lambda_lr_and_resumes_exactly(tmp_path):
+    """fit(lr_factor=f) against an independent Adam loop with torch's LambdaLR scheduler."""
+    factor = cosine_decay(12, final=0.1)
+    model = tiny_model()
+    hist = fit(model, dsm_loss(0.5), GAUSS.sample, 12, batch_size=32, lr=1e-2, device="cpu", lr_factor=factor)
+
+    ref = tiny_model()
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    g = torch.Generator().manual_seed(0)
+    ref_hist = []
+    for _ in range(12):
+        loss = dsm_loss(0.5)(ref, GAUSS.sample(32, g), g)
+        ref_hist.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    assert hist == pytest.approx(ref_hist, rel=1e-6)
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    constant = tiny_model()
+    fit(constant, dsm_loss(0.5), GAUSS.sample, 12, batch_size=32, lr=1e-2, device="cpu")
+    assert not torch.allclose(next(constant.parameters()), next(model.parameters()))
+
+    path = tmp_path / "ckpt.pt"  # the schedule depends on the step only: a resumed run is the same run
+    fit(tiny_model(), dsm_loss(0.5), GAUSS.sample, 5, batch_size=32, lr=1e-2, device="cpu",
+        lr_factor=factor, checkpoint_path=path)
+    resumed = tiny_model(seed=7)
+    again = fit(resumed, dsm_loss(0.5), GAUSS.sample, 12, batch_size=32, lr=1e-2, device="cpu",
+                lr_factor=factor, checkpoint_path=path)
+    assert again == hist
+
+
+@pytest.mark.slow
+def test_fit_through_torch_compile_trains_the_same_weights():
+    """compile=True: the same steps as eager, up to the rounding of fused kernels (float32)."""
+    eager, compiled = tiny_model(), tiny_model()
+    h1 = fit(eager, dsm_loss(0.5), GAUSS.sample, 5, batch_size=32, device="cpu")
+    h2 = fit(compiled, dsm_loss(0.5), GAUSS.sample, 5, batch_size=32, device="cpu", compile=True)
+    assert h2 == pytest.approx(h1, rel=1e-4)
+    for a, b in zip(eager.parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not any(k.startswith("_orig_mod") for k in compiled.state_dict())  # plain weights
