@@ -48,7 +48,7 @@ SIGMA_MIN = 0.01  # a noise 100× below the 8-bit pixel steps' scale (1/255 ≈ 
 EMA_DECAY = 0.998
 LR_SCHEDULES = ("constant", "cosine")
 LR_FINAL = 0.1  # the cosine schedule ends at lr/10 (nanoGPT's min_lr)
-MODEL_CONFIG = {"channels": (8, 32, 64), "blocks": (0, 1, 2), "attention": False, "c_skip": True}
+MODEL_CONFIG = {"channels": (8, 32, 96), "blocks": (0, 1, 2), "attention": False, "c_skip": True}
 TRAIN_STATE = "train_state.pt"
 
 
