@@ -168,7 +168,8 @@ check_less("largest ratio over σ of the network's denoising error to the Gaussi
 # would weight a level $\sigma \gg \sigma_d$ by only $\sigma_d^2/\sigma^2$; the README measures what the two choices do to the samples.
 # `mnist.train` runs the shared `fit` loop with an EMA of the weights, gradient clipping, checkpoints and exact resume.
 # Here: a few steps on a small batch, to see the loop. The shipped model was trained with
-# `python -m scoretutor train mnist …` (see the README); set `TRAIN_FULL = True` to retrain it here.
+# `python -m scoretutor train mnist …` (see the README), its learning rate decayed along a cosine to a tenth and the network
+# run through `torch.compile`; set `TRAIN_FULL = True` to retrain it here with the settings on its card.
 
 # %% slideshow={"slide_type": "-"}
 TRAIN_FULL = False  # True: retrain the shipped model here (29 minutes on a 2-core CPU)

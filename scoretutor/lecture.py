@@ -35,9 +35,9 @@ RUN_NOTES: dict[str, RunNote] = {
     "02": RunNote("12 s", "72 s; 13 s with cached trainings", "not needed (small 2-D models)"),
     "03": RunNote("16 s", "36 s; 32 s with the cached training", "not needed (2-D toys)"),
     "04": RunNote("12 s", "27 s; 9 s with cached trainings", "not needed (small 2-D models)"),
-    "05": RunNote("23 s", "138 s; 124 s on a re-run (shipped model; retraining it: + 29 min)",
+    "05": RunNote("23 s", "132 s; 118 s on a re-run (shipped model; retraining it: + 29 min)",
                   "used when present (sampling, retraining); no GPU time measured yet"),
-    "06": RunNote("16 s", "83 s; 39 s with cached trainings", "not needed (small models)"),
+    "06": RunNote("16 s", "65 s; 39 s with cached trainings", "not needed (small models)"),
 }
 
 
