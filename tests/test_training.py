@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -187,7 +189,7 @@ def test_cosine_decay_runs_from_one_to_its_final_factor():
     assert f(50) == pytest.approx(0.55)  # half-way: the mean of 1 and 0.1
     assert f(25) == pytest.approx(0.1 + 0.9 * (2 + 2**0.5) / 4)  # ½(1 + cos π/4)
     values = [f(k) for k in range(101)]
-    assert all(a > b for a, b in zip(values, values[1:]))
+    assert all(a > b for a, b in itertools.pairwise(values))
     for bad in (dict(n_steps=0), dict(n_steps=10, final=1.5), dict(n_steps=10, final=-0.1)):
         with pytest.raises(ValueError):
             cosine_decay(**bad)
