@@ -78,9 +78,9 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
             call; the history is shorter than ``n_steps`` and a later call resumes from the checkpoint.
         lr_factor: the learning rate of step k is ``lr * lr_factor(k)`` (e.g. :func:`cosine_decay`);
             it depends on the step only, so a resumed run follows the same schedule.
-        compile: run the loss through ``torch.compile(model)`` (fused kernels; about 1.3× faster
-            on a CPU after a compilation of about a minute, which needs a C++ compiler). The weights
-            are shared, so checkpoints and the EMA are those of the plain model.
+        compile: run the loss through ``torch.compile(model)`` (fused kernels; 6–9 % faster steps
+            for the MNIST U-Net on a 2-core CPU, after about a minute of compiling, which needs a C++
+            compiler). The weights are shared, so checkpoints and the EMA are those of the plain model.
     """
     n_steps = count(n_steps, "n_steps", 0)
     batch_size = count(batch_size, "batch_size", 1)
