@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
+# %% slideshow={"slide_type": "skip"}
 from scoretutor import fast_mode, get_device, mnist, pick
 from scoretutor.claims import check, check_less, check_true
 from scoretutor.data import load_mnist
