@@ -21,13 +21,13 @@ import torch
 
 from scoretutor.densities import ncsn_mixture
 from scoretutor.device import get_device, make_generator
+from scoretutor.lecture.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
+from scoretutor.lecture.widgets.langevin import LangevinExplorer
 from scoretutor.losses import ncsn_loss
 from scoretutor.models import NoiseConditionalScoreMLP
 from scoretutor.sampling import annealed_langevin
 from scoretutor.schedules import geometric_sigmas
 from scoretutor.training import fit
-from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
-from scoretutor.widgets.langevin import LangevinExplorer
 
 
 def _sync(device: torch.device) -> None:
@@ -114,7 +114,7 @@ def main() -> None:
         print(f"{name:<62}{med:>10.1f}{p95:>9.1f}")
     # notebook 03's second explorer (1000 particles, K = 400 in fast mode, 1000 in full mode):
     # walks of one slider step per move, as key presses make them, 0.5 s apart, so what is measured
-    # is the cached/prefetched chains (scoretutor.widgets.chains); the row above is the cold cost.
+    # is the cached/prefetched chains (scoretutor.lecture.widgets.chains); the row above is the cold cost.
     for K in (400, 1000):
         ex = LangevinExplorer(ncsn_mixture(), lim=10.0, init="uniform", step_size=0.1, n_steps=K,
                               n_particles=1000)

@@ -123,7 +123,7 @@ def main() -> None:
             m.eval()
             print(f"  {name:30s} {sampling_time(draw, m):6.1f} s (target <= 30 s)")
 
-    from scoretutor.widgets.mnist import MNISTSamplerExplorer
+    from scoretutor.lecture.widgets.mnist import MNISTSamplerExplorer
 
     explorer = MNISTSamplerExplorer(model, card, n=8, n_levels=20, prefetch=False)
     computed = []
@@ -145,7 +145,7 @@ def main() -> None:
           f"then a slider move takes {move_ms[0]:.0f} ms (median; max {move_ms[1]:.0f} ms)")
 
     if args.quality:
-        from scoretutor.quality import format_quality_comparison, mnist_quality
+        from scoretutor.mnist.quality import format_quality_comparison, mnist_quality
 
         quality = {}
         for label, (_, draw) in samplers.items():

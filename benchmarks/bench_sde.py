@@ -24,12 +24,13 @@ import torch
 
 from scoretutor.densities import ncsn_mixture
 from scoretutor.device import get_device, make_generator
-from scoretutor.likelihood import log_likelihood
+from scoretutor.diffusion.likelihood import log_likelihood
+from scoretutor.diffusion.samplers import predictor_corrector, probability_flow, reverse_sde
+from scoretutor.diffusion.sde import VESDE, marginal_mixture, mixture_score_fn, sigma_model_score_fn
 from scoretutor.metrics import mode_fractions
 from scoretutor.models import NoiseConditionalScoreMLP
-from scoretutor.sampling import annealed_langevin, predictor_corrector, probability_flow, reverse_sde
+from scoretutor.sampling import annealed_langevin
 from scoretutor.schedules import geometric_sigmas, ncsnv2_step_size
-from scoretutor.sde import VESDE, marginal_mixture, mixture_score_fn, sigma_model_score_fn
 
 SAMPLERS = ("annealed Langevin", "reverse SDE", "predictor–corrector", "probability flow")
 GRID = (25, 50, 100, 200, 400, 800, 1600, 3200)

@@ -17,8 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import torch  # noqa: E402
 
-from scoretutor import plotting as P  # noqa: E402
 from scoretutor.densities import ncsn_mixture  # noqa: E402
+from scoretutor.lecture import plotting as P  # noqa: E402
 from scoretutor.sampling import annealed_langevin, langevin  # noqa: E402
 from scoretutor.schedules import geometric_sigmas  # noqa: E402
 

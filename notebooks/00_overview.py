@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,7 +39,7 @@
 # %%
 from IPython.display import Markdown
 
-from scoretutor.lecture import contents, contents_markdown
+from scoretutor.lecture.overview import contents, contents_markdown
 
 Markdown(contents_markdown())
 
@@ -52,7 +52,7 @@ Markdown(contents_markdown())
 # * **Just the sliders**: `python -m scoretutor explore` serves the σ and ε explorers as a page without code.
 
 # %% tags=["check"] slideshow={"slide_type": "skip"}
-from scoretutor.claims import check_true
+from scoretutor.lecture.claims import check_true
 
 entries = contents()
 check_true("the overview lists every numbered notebook", len(entries) >= 5 and entries[0].number == "00",

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -37,12 +37,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from scoretutor import pick
-from scoretutor import plotting as P
-from scoretutor.claims import check, check_less, check_true
 from scoretutor.densities import eight_gaussians, ncsn_mixture
 from scoretutor.ebm import grid_log_partition, grid_points_log10, score_from_energy
-from scoretutor.exercises.energy import check_score, mexican_hat_energy
 from scoretutor.flows import BananaFlow
+from scoretutor.lecture import plotting as P
+from scoretutor.lecture.claims import check, check_less, check_true
+from scoretutor.lecture.exercises.energy import check_score, mexican_hat_energy
 
 gen = torch.Generator().manual_seed(0)
 

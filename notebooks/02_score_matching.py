@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,12 +39,12 @@ import numpy as np
 import torch
 
 from scoretutor import fast_mode, get_device, pick
-from scoretutor import plotting as P
+from scoretutor.densities import GaussianMixture, gaussian_score, ncsn_mixture
+from scoretutor.lecture import plotting as P
 
 # %% slideshow={"slide_type": "skip"}
-from scoretutor.claims import check, check_greater, check_less, check_true
-from scoretutor.densities import GaussianMixture, gaussian_score, ncsn_mixture
-from scoretutor.exercises.score_matching import check_dsm
+from scoretutor.lecture.claims import check, check_greater, check_less, check_true
+from scoretutor.lecture.exercises.score_matching import check_dsm
 from scoretutor.losses import (
     denoising_score_matching,
     fisher_divergence,

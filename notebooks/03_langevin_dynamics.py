@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -42,18 +42,18 @@ import torch
 from IPython.display import display
 
 from scoretutor import fast_mode, get_device, pick
-from scoretutor import plotting as P
-from scoretutor.claims import check, check_greater, check_less
 
 # %% slideshow={"slide_type": "skip"}
 from scoretutor.densities import GaussianMixture, ncsn_mixture
-from scoretutor.exercises.langevin import check_langevin_step, check_stationary_variance
+from scoretutor.lecture import plotting as P
+from scoretutor.lecture.claims import check, check_greater, check_less
+from scoretutor.lecture.exercises.langevin import check_langevin_step, check_stationary_variance
+from scoretutor.lecture.widgets.langevin import LangevinExplorer
 from scoretutor.losses import denoising_score_matching
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.models import ScoreMLP
 from scoretutor.sampling import LangevinDivergenceError, langevin, mala
 from scoretutor.training import cache_path, fit
-from scoretutor.widgets.langevin import LangevinExplorer
 
 device, gen = get_device(), torch.Generator().manual_seed(0)
 seeded = lambda seed: torch.Generator().manual_seed(seed)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,10 +39,11 @@ import numpy as np
 import torch
 
 from scoretutor import fast_mode, pick, schedules
-from scoretutor import plotting as P
-from scoretutor.claims import check, check_greater, check_less, check_true
 from scoretutor.densities import ncsn_mixture, rings
-from scoretutor.exercises.annealing import check_annealed_langevin
+from scoretutor.lecture import plotting as P
+from scoretutor.lecture.claims import check, check_greater, check_less, check_true
+from scoretutor.lecture.exercises.annealing import check_annealed_langevin
+from scoretutor.lecture.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
 # %% slideshow={"slide_type": "skip"}
 from scoretutor.losses import ncsn_loss
@@ -50,7 +51,6 @@ from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.models import NoiseConditionalScoreMLP
 from scoretutor.sampling import annealed_langevin, langevin
 from scoretutor.training import cache_path, fit
-from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
 gen = torch.Generator().manual_seed(0)
 seeded = lambda seed: torch.Generator().manual_seed(seed)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,14 +39,14 @@ from IPython.display import Markdown, display
 
 # %% slideshow={"slide_type": "skip"}
 from scoretutor import fast_mode, get_device, mnist, pick
-from scoretutor.claims import check, check_less, check_true
-from scoretutor.data import load_mnist
-from scoretutor.exercises.mnist import check_denoise, check_log_uniform
+from scoretutor.lecture.claims import check, check_less, check_true
+from scoretutor.lecture.exercises.mnist import check_denoise, check_log_uniform
+from scoretutor.lecture.plotting import plot_digits
+from scoretutor.lecture.widgets.mnist import MNISTSamplerExplorer
 from scoretutor.losses import continuous_ncsn_loss, unit_output_weighting
-from scoretutor.plotting import plot_digits
-from scoretutor.quality import format_quality_comparison, mnist_quality
+from scoretutor.mnist.data import load_mnist
+from scoretutor.mnist.quality import format_quality_comparison, mnist_quality
 from scoretutor.schedules import ncsnv2_gamma, num_levels, shell_overlap
-from scoretutor.widgets.mnist import MNISTSamplerExplorer
 
 # %% slideshow={"slide_type": "skip"}
 device = get_device()

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -46,27 +46,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from scoretutor import ddpm, pick
-from scoretutor import plotting as P
-from scoretutor.claims import check, check_greater, check_less, check_true
+from scoretutor import pick
 from scoretutor.densities import eight_gaussians, ncsn_mixture
-from scoretutor.exercises.diffusion import check_eps_score, check_reverse_sde_step
-from scoretutor.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
-from scoretutor.likelihood import log_likelihood
-from scoretutor.metrics import mode_fractions, sliced_wasserstein
+from scoretutor.diffusion import ddpm
+from scoretutor.diffusion.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
+from scoretutor.diffusion.likelihood import log_likelihood
 
 # %% slideshow={"slide_type": "skip"}
-from scoretutor.sampling import (
-    annealed_langevin,
-    langevin,
-    predictor_corrector,
-    probability_flow,
-    reverse_sde,
-)
-from scoretutor.schedules import geometric_sigmas, ncsnv2_step_size
+from scoretutor.diffusion.samplers import predictor_corrector, probability_flow, reverse_sde
 
 # %% slideshow={"slide_type": "skip"}
-from scoretutor.sde import (
+from scoretutor.diffusion.sde import (
     VESDE,
     VPSDE,
     eps_model_score_fn,
@@ -75,7 +65,13 @@ from scoretutor.sde import (
     mixture_score_fn,
     sigma_model_score_fn,
 )
-from scoretutor.sde_models import train_ve_model, train_vp_eps_model
+from scoretutor.diffusion.toy_models import train_ve_model, train_vp_eps_model
+from scoretutor.lecture import plotting as P
+from scoretutor.lecture.claims import check, check_greater, check_less, check_true
+from scoretutor.lecture.exercises.diffusion import check_eps_score, check_reverse_sde_step
+from scoretutor.metrics import mode_fractions, sliced_wasserstein
+from scoretutor.sampling import annealed_langevin, langevin
+from scoretutor.schedules import geometric_sigmas, ncsnv2_step_size
 
 # %% slideshow={"slide_type": "skip"}
 t_start = time.time()
@@ -376,7 +372,7 @@ check("Hutchinson's mean − exact (unbiased)", diff.mean().item(), 0.0, tol=3 *
 #
 # For 8-bit images the standard number is **bits/dim**: dequantize $y = (x + u)/256$ with $u \sim \mathcal{U}[0,1)^D$,
 # then $\text{bpd} = -\log p(y)/(D\ln 2) + 8$ for data in $[0, 1]$ (offset 7 for data in $[-1, 1]$; a uniform model
-# scores exactly 8). `scoretutor.likelihood.bits_per_dim` does this with Hutchinson's trace.
+# scores exactly 8). `scoretutor.diffusion.likelihood.bits_per_dim` does this with Hutchinson's trace.
 
 # %% slideshow={"slide_type": "fragment"}
 try:  # the MNIST score model, when the package ships one (scoretutor.mnist, trained in its own notebook)
@@ -386,8 +382,8 @@ except (ImportError, OSError) as err:          # no module, or no shipped checkp
     mnist_model = None
     print(f"No pretrained MNIST score model in this version of scoretutor ({type(err).__name__}): skipping.")
 if mnist_model is not None:
-    from scoretutor.data import load_mnist
-    from scoretutor.likelihood import bits_per_dim
+    from scoretutor.diffusion.likelihood import bits_per_dim
+    from scoretutor.mnist.data import load_mnist
     mnist_sde = VESDE(card["sigma_min"], card["sigma_max"])                  # trained on [0, 1] images
     digits = (load_mnist("test")[0][: pick(full=8, fast=2)] * 255).round().to(torch.uint8)
     bpd = bits_per_dim(sigma_model_score_fn(mnist_model, mnist_sde), mnist_sde, digits, data_range=(0.0, 1.0),

@@ -10,6 +10,8 @@ import os
 
 import torch
 
+from scoretutor.errors import DeviceError, UsageError
+
 DEVICE_ENV = "SCORETUTOR_DEVICE"
 _KINDS = ("cpu", "cuda", "mps")
 
@@ -26,27 +28,33 @@ def available_devices() -> list[str]:
     return found
 
 
-def get_device() -> torch.device:
-    """The device to put data and models on (CUDA > MPS > CPU, or ``SCORETUTOR_DEVICE``)."""
-    requested = os.environ.get(DEVICE_ENV, "").strip().lower()
+def get_device(requested: str | None = None) -> torch.device:
+    """The device to put data and models on: ``requested`` (e.g. a ``--device`` option) if given,
+    else ``SCORETUTOR_DEVICE``, else the best available (CUDA > MPS > CPU).
+
+    Raises :class:`~scoretutor.errors.UsageError` for a name that is no device and
+    :class:`~scoretutor.errors.DeviceError` for one this machine does not have.
+    """
+    source = "--device" if requested is not None else DEVICE_ENV
+    if requested is None:
+        requested = os.environ.get(DEVICE_ENV, "")
+    requested = requested.strip().lower()
     available = available_devices()
     if not requested:
         return torch.device(available[0])
     kind, _, index = requested.partition(":")
     if kind not in _KINDS or (index and not index.isdigit()):
-        raise ValueError(
-            f"{DEVICE_ENV}={requested!r} is not a device; allowed: {', '.join(_KINDS)} "
+        raise UsageError(
+            f"{source}={requested!r} is not a device; allowed: {', '.join(_KINDS)} "
             f"(optionally with an index, e.g. 'cuda:0'); available here: {', '.join(available)}"
         )
     if kind not in available:
-        raise RuntimeError(
-            f"{DEVICE_ENV}={requested!r} asks for {kind}, which is not available on this machine; "
+        raise DeviceError(
+            f"{source}={requested!r} asks for {kind}, which is not available on this machine; "
             f"available here: {', '.join(available)}"
         )
     if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
-        raise RuntimeError(
-            f"{DEVICE_ENV}={requested!r}: only {torch.cuda.device_count()} CUDA device(s) here"
-        )
+        raise DeviceError(f"{source}={requested!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     return torch.device(requested)
 
 

@@ -127,7 +127,7 @@ def mode_fractions(x: Tensor, modes) -> ModeFractions:
 # ==================================================================================================
 # Image-sample quality (issue 9): classifier confidence, label entropy, Fréchet distance between
 # Gaussian fits of features, nearest-neighbour distances (memorisation). The MNIST protocol that
-# combines them with the shipped classifier and the test-set split is in scoretutor.quality.
+# combines them with the shipped classifier and the test-set split is in scoretutor.mnist.quality.
 # ==================================================================================================
 def confident_fraction(probs: Tensor, threshold: float = 0.9) -> float:
     """#{i : max_k p_i(k) > threshold} / N for class probabilities ``probs`` of shape (N, K)."""

@@ -28,7 +28,6 @@ import torch
 from scoretutor import checks
 from scoretutor.checks import count, positive
 from scoretutor.device import generator_device
-from scoretutor.sampling import ula_stationary_variance
 
 Tensor = torch.Tensor
 
@@ -152,7 +151,7 @@ def langevin_variance_ratio(step_size: float, n_steps: int, gamma: float, sigma_
 
     For data at a single point, p_{σ_i} = N(0, σ_i²) and the update x ← x + α(−x/σ_i²) + √(2α) z
     is x ← a x + √(2α) z with a = 1 − α/σ_i² = 1 − ε/σ_L². The variance obeys v ← a² v + 2α, whose
-    fixed point is v* = ``ula_stationary_variance(α, σ_i)``; so v_T = a^{2T}(v_0 − v*) + v* and,
+    fixed point is v* = 2α/(1 − a²) (ULA's stationary variance); so v_T = a^{2T}(v_0 − v*) + v* and,
     dividing by σ_i² (v*/σ_i² depends on ε/σ_L² only, so it equals v*(ε, σ_L)/σ_L²),
         s_T²/σ_i² = a^{2T} (γ² − 2ε/(σ_L² − σ_L² a²)) + 2ε/(σ_L² − σ_L² a²).
     """
@@ -165,7 +164,7 @@ def langevin_variance_ratio(step_size: float, n_steps: int, gamma: float, sigma_
         raise ValueError(f"step_size={step_size} makes the recursion unstable: need 0 < step_size < 2 σ_L² "
                          f"= {2 * s2:.4g}")
     a = 1.0 - step_size / s2
-    stationary = ula_stationary_variance(step_size, sigma_min) / s2
+    stationary = 2 * (step_size / s2) / (1 - a * a)  # v*/σ_i² = 2u/(1 − a²), u = ε/σ_L²
     return a ** (2 * n_steps) * (gamma**2 - stationary) + stationary
 
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from scoretutor.claims import ClaimError, check, check_greater, check_less, check_true
+from scoretutor.lecture.claims import ClaimError, check, check_greater, check_less, check_true
 
 
 def test_check_passes_within_tolerance_and_prints_one_line(capsys):

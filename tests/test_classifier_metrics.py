@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from scoretutor import metrics
-from scoretutor.classifier import (
+from scoretutor.mnist.classifier import (
     METADATA,
     WEIGHTS,
     DigitClassifier,
@@ -24,8 +24,8 @@ from scoretutor.classifier import (
     load_classifier,
     save_classifier,
 )
-from scoretutor.data import load_shipped_mnist
-from scoretutor.quality import format_quality_comparison, format_quality_table, mnist_quality
+from scoretutor.mnist.data import load_shipped_mnist
+from scoretutor.mnist.quality import format_quality_comparison, format_quality_table, mnist_quality
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_augment_without_distortion_is_the_identity():
 
 
 def test_classifier_init_is_seeded_and_leaves_the_global_rng_alone():
-    from scoretutor.classifier import train_classifier
+    from scoretutor.mnist.classifier import train_classifier
 
     x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     y = torch.arange(8)
@@ -211,7 +211,7 @@ def test_real_test_digits_score_like_the_real_baseline(judge, few):
     # Samples = 300 test digits of the baseline half, drawn like the baseline subsets: their figures
     # are one more draw of the same statistics. (x − mean)/sd over 6 subsets is then ≈ √(7/6)·t₅,
     # and P(|t₅| > 5/√(7/6) = 4.6) ≈ 0.6 % per figure: a 5-sd bound fails only for a broken protocol.
-    from scoretutor.data import mnist_split_indices
+    from scoretutor.mnist.data import mnist_split_indices
 
     _, base = mnist_split_indices(2000, seed=0)  # the protocol's split of the 2,000 test digits
     idx = base[torch.randperm(len(base), generator=torch.Generator().manual_seed(99))[:300]]

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from scoretutor import plotting
 from scoretutor.densities import ncsn_mixture
+from scoretutor.lecture import plotting
 
 
 def test_grid_and_evaluate_on_grid():

@@ -1,4 +1,4 @@
-"""DDPM's chain and ELBO ↔ weighted DSM (scoretutor.ddpm); GSN chains (scoretutor.gsn)."""
+"""DDPM's chain and ELBO ↔ weighted DSM (scoretutor.diffusion.ddpm); GSN chains (scoretutor.diffusion.gsn)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from scoretutor import ddpm
 from scoretutor.densities import ncsn_mixture
-from scoretutor.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
+from scoretutor.diffusion import ddpm
+from scoretutor.diffusion.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
+from scoretutor.diffusion.sde import VPSDE
 from scoretutor.metrics import mode_fractions
-from scoretutor.sde import VPSDE
 
 F64 = torch.float64
 BETAS = VPSDE().ddpm_betas(100)

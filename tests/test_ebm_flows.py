@@ -7,8 +7,8 @@ import torch
 
 from scoretutor.densities import ncsn_mixture
 from scoretutor.ebm import grid_log_partition, grid_points_log10, score_from_energy
-from scoretutor.exercises.energy import check_score, mexican_hat_energy
 from scoretutor.flows import BananaFlow
+from scoretutor.lecture.exercises.energy import check_score, mexican_hat_energy
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])

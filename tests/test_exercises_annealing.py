@@ -2,7 +2,7 @@
 
 import math
 
-from scoretutor.exercises.annealing import check_annealed_langevin
+from scoretutor.lecture.exercises.annealing import check_annealed_langevin
 
 
 def _sampler(alpha_rule, noise_factor=2.0):

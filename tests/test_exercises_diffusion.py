@@ -2,7 +2,7 @@
 
 import math
 
-from scoretutor.exercises.diffusion import check_eps_score, check_reverse_sde_step
+from scoretutor.lecture.exercises.diffusion import check_eps_score, check_reverse_sde_step
 
 
 def test_reverse_step_correct_and_slips(capsys):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from scoretutor.exercises.langevin import check_langevin_step, check_stationary_variance
+from scoretutor.lecture.exercises.langevin import check_langevin_step, check_stationary_variance
 from scoretutor.sampling import langevin
 
 

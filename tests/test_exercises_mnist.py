@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from scoretutor import mnist
-from scoretutor.exercises.mnist import check_denoise, check_log_uniform
-from scoretutor.models import ScoreUNet
-from scoretutor.plotting import image_grid
-from scoretutor.widgets.mnist import MNISTSamplerExplorer
+from scoretutor.lecture.exercises.mnist import check_denoise, check_log_uniform
+from scoretutor.lecture.plotting import image_grid
+from scoretutor.lecture.widgets.mnist import MNISTSamplerExplorer
+from scoretutor.mnist.unet import ScoreUNet
 
 
 def log_uniform(n, lo, hi, g):

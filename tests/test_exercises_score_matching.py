@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from scoretutor.exercises.score_matching import check_dsm
+from scoretutor.lecture.exercises.score_matching import check_dsm
 
 
 def right(score_fn, x, sigma, generator):

@@ -13,7 +13,9 @@ import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from scoretutor import explore, export, lecture
+from scoretutor.errors import UsageError
+from scoretutor.lecture import explore, export
+from scoretutor.lecture import overview as lecture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +26,7 @@ def test_find_notebooks_by_prefix_path_and_default():
     assert export.find_notebooks([str(nb.with_suffix(".py"))]) == [nb]
     everything = export.find_notebooks([])
     assert nb in everything and all(re.match(r"\d\d_", p.name) for p in everything)
-    with pytest.raises(FileNotFoundError, match="no single notebook matches '99'.*01_"):
+    with pytest.raises(UsageError, match="no single notebook matches '99'.*01_"):
         export.find_notebooks(["99"])
 
 
@@ -88,7 +90,7 @@ def test_overview_contents_link_every_numbered_notebook():
 def test_explore_page_template_has_no_cdn_links(tmp_path):
     root = explore.offline_template(tmp_path)
     assert root is not None, ("Voilà missing (pip install -e '.[explore]') or its lab template changed: "
-                              "update scoretutor.explore.offline_template")
+                              "update scoretutor.lecture.explore.offline_template")
     text = (root / "voila/templates/lab/index.html.j2").read_text()
     assert not re.search(r'(href|src)="https?://', text) and "extends" in text
 
@@ -96,7 +98,7 @@ def test_explore_page_template_has_no_cdn_links(tmp_path):
 def test_every_notebook_has_measured_run_times():
     # a new notebook joins the overview with its measured fast- and full-mode times (lecture.RUN_NOTES)
     for entry in lecture.contents():
-        assert entry.run is not None, f"{entry.file}: add its run times to scoretutor.lecture.RUN_NOTES"
+        assert entry.run is not None, f"{entry.file}: add its run times to lecture.overview.RUN_NOTES"
         for field in ("fast", "full"):
             assert "not measured" not in getattr(entry.run, field), (entry.file, field)
 

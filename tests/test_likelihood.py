@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from scoretutor.densities import GaussianMixture, eight_gaussians, ncsn_mixture
-from scoretutor.likelihood import bits_per_dim, bits_per_dim_from_log_likelihood, dequantize, log_likelihood
-from scoretutor.sde import VESDE, VPSDE, marginal_mixture, mixture_prior_log_prob, mixture_score_fn
+from scoretutor.diffusion.likelihood import (
+    bits_per_dim,
+    bits_per_dim_from_log_likelihood,
+    dequantize,
+    log_likelihood,
+)
+from scoretutor.diffusion.sde import VESDE, VPSDE, marginal_mixture, mixture_prior_log_prob, mixture_score_fn
 
 F64 = torch.float64
 TOL = 1e-5

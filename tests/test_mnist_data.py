@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from scoretutor import data
-from scoretutor.download import ChecksumError, DownloadError, download, fetch
-from scoretutor.idx import idx_bytes, read_idx
+from scoretutor.mnist import data
+from scoretutor.mnist.download import ChecksumError, DownloadError, download, fetch
+from scoretutor.mnist.idx import idx_bytes, read_idx
 
-ASSETS = Path(data.__file__).parent / "assets" / "mnist"
+ASSETS = data.SHIPPED_DIR / "digits"
 
 
 # -- IDX reader ------------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ def test_idx_writer_refuses_unsupported_dtypes():
 
 
 # -- shipped digits and load_mnist -----------------------------------------------------------------
-SHIPPED_MD5 = {  # /work/shared/README.md and scoretutor/assets/mnist/README.md
+SHIPPED_MD5 = {  # /work/shared/README.md and scoretutor/mnist/shipped/digits/README.md
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
     "train-10k-images-idx3-ubyte.gz": "f53607543632d26f9c479f878aba5dab",

@@ -6,8 +6,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scoretutor import plotting as P  # noqa: E402
 from scoretutor.densities import ncsn_mixture  # noqa: E402
+from scoretutor.lecture import plotting as P  # noqa: E402
 
 
 def test_sample_panels_one_titled_scatter_per_entry():

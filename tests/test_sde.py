@@ -1,4 +1,4 @@
-"""The SDE view (scoretutor.sde): marginals against the forward SDE, conversions, adapters, inputs."""
+"""The SDE view (diffusion.sde): marginals against the forward SDE, conversions, adapters, inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from scoretutor.densities import GaussianMixture, ncsn_mixture
-from scoretutor.schedules import geometric_sigmas
-from scoretutor.sde import (
+from scoretutor.diffusion.sde import (
     VESDE,
     VPSDE,
     check_time,
@@ -23,6 +22,7 @@ from scoretutor.sde import (
     ve_loss,
     vp_eps_loss,
 )
+from scoretutor.schedules import geometric_sigmas
 
 F64 = torch.float64
 

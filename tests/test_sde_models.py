@@ -1,4 +1,4 @@
-"""Cached continuous-time toy models (scoretutor.sde_models)."""
+"""Cached continuous-time toy models (scoretutor.diffusion.toy_models)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from scoretutor.densities import ncsn_mixture
-from scoretutor.sde import VESDE, VPSDE
-from scoretutor.sde_models import train_ve_model, train_vp_eps_model
+from scoretutor.diffusion.sde import VESDE, VPSDE
+from scoretutor.diffusion.toy_models import train_ve_model, train_vp_eps_model
 
 
 def test_training_is_cached_by_settings(tmp_path, monkeypatch):

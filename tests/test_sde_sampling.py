@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from scoretutor.densities import GaussianMixture, ncsn_mixture
-from scoretutor.metrics import mode_fractions
-from scoretutor.sampling import (
-    LangevinDivergenceError,
-    langevin,
+from scoretutor.diffusion.samplers import (
+    SDEDivergenceError,
     predictor_corrector,
     probability_flow,
     reverse_sde,
 )
-from scoretutor.sde import VESDE, VPSDE, marginal_mixture, mixture_score_fn
+from scoretutor.diffusion.sde import VESDE, VPSDE, marginal_mixture, mixture_score_fn
+from scoretutor.metrics import mode_fractions
+from scoretutor.sampling import langevin
 
 F64 = torch.float64
 N, STEPS = 4000, 200
@@ -124,12 +124,12 @@ def test_divergence_guard_names_the_step():
     sde = VESDE(0.01, 10.0)
     bad = lambda x, t: torch.where(t[:, None] < 0.5, torch.full_like(x, math.inf), -x)
     x_T = sde.prior_sample((4, 2), torch.Generator().manual_seed(9))
-    with pytest.raises(LangevinDivergenceError, match="reverse_sde.*step 7 of 10") as err:
+    with pytest.raises(SDEDivergenceError, match="reverse_sde.*step 7 of 10") as err:
         reverse_sde(bad, sde, x_T, 10)
     assert err.value.step == 7 and err.value.step_size == pytest.approx(0.1)  # t_6 = 0.4 < 0.5: 7th step
-    with pytest.raises(LangevinDivergenceError, match="predictor_corrector"):
+    with pytest.raises(SDEDivergenceError, match="predictor_corrector"):
         predictor_corrector(bad, sde, x_T, 10)
-    with pytest.raises(LangevinDivergenceError, match="probability_flow"):
+    with pytest.raises(SDEDivergenceError, match="probability_flow"):
         probability_flow(bad, sde, x_T)
 
 

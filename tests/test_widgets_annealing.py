@@ -6,9 +6,9 @@ from torch import nn
 
 from scoretutor.densities import ncsn_mixture
 from scoretutor.device import make_generator
+from scoretutor.lecture.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 from scoretutor.metrics import sliced_wasserstein
 from scoretutor.models import NoiseConditionalScoreMLP
-from scoretutor.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from scoretutor.densities import ncsn_mixture
+from scoretutor.lecture.widgets.chains import ChainCache, LangevinChain
 from scoretutor.sampling import langevin
-from scoretutor.widgets.chains import ChainCache, LangevinChain
 
 MIX = ncsn_mixture()
 

@@ -9,9 +9,9 @@ import torch
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from scoretutor.densities import GaussianMixture
+from scoretutor.lecture.widgets import Explorer, new_figure
+from scoretutor.lecture.widgets.langevin import LangevinExplorer
 from scoretutor.sampling import langevin
-from scoretutor.widgets import Explorer, new_figure
-from scoretutor.widgets.langevin import LangevinExplorer
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -31,8 +31,8 @@ SCREENSHOTS: list[Path] = []
 
 
 def notebooks_with_explorers() -> list[Path]:
-    """Every notebook whose code imports from ``scoretutor.widgets`` (so new ones join automatically)."""
-    pattern = re.compile(r"^\s*(from|import)\s+scoretutor\.widgets\b", re.M)
+    """Every notebook whose code imports ``scoretutor.lecture.widgets`` (so new ones join automatically)."""
+    pattern = re.compile(r"^\s*(from|import)\s+scoretutor\.lecture\.widgets\b", re.M)
 
     def uses_widgets(path: Path) -> bool:
         cells = json.loads(path.read_text())["cells"]

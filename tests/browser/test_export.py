@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scoretutor.export import export_notebook, find_notebooks
+from scoretutor.lecture.export import export_notebook, find_notebooks
 
 pytestmark = pytest.mark.browser
 

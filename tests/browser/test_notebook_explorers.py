@@ -86,7 +86,7 @@ def check_notebook(page, notebook, phases: dict, t0: float) -> None:
 
     explorers = page.locator(".scoretutor-explorer")
     n = explorers.count()
-    assert n >= 1, f"{notebook.name} imports scoretutor.widgets but shows no explorer"
+    assert n >= 1, f"{notebook.name} imports scoretutor.lecture.widgets but shows no explorer"
     for i in range(n):
         root = explorers.nth(i)
         root.scroll_into_view_if_needed()

@@ -1,0 +1,103 @@
+"""The command line: ``scoretutor COMMAND [options]`` (or ``python -m scoretutor``); ``--help`` lists them.
+
+Each command is a module here (``train``, ``sample``, ``export``, ``explore``) with
+``add_arguments(parser)`` and ``run(args) -> int``; keep their top-level imports light (torch is
+imported inside ``run``). A mistake the user can fix — a bad option value, a missing or broken
+checkpoint, a device that is not there, no network — is printed as one line ``error: …`` on stderr
+with exit status 2 (:class:`~scoretutor.errors.ScoretutorError` and argparse's own errors); Ctrl-C
+exits with 130. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+from collections.abc import Sequence
+
+from scoretutor.errors import ScoretutorError, UsageError
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main", "positive_float", "positive_int", "port"]
+
+PROG = "scoretutor"
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("scoretutor.cli.train", "train the MNIST score model: train mnist --steps N --out DIR"),
+    "sample": ("scoretutor.cli.sample", "draw MNIST digits: sample mnist --n N --seed S --out FILE.npy"),
+    "explore": ("scoretutor.cli.explore", "serve the σ/ε explorers as a page without code (Voilà)"),
+    "export": ("scoretutor.cli.export", "run notebooks, export reveal.js slides / HTML handouts (offline)"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: argument --n: must be a positive integer, got -3``."""
+
+    def error(self, message: str):  # noqa: D102 (argparse's hook)
+        print(f"error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 1024–65535 (no root needed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number 1024–65535, got {text!r}") from None
+    if not 1024 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1024–65535, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="scoretutor: score-based generative modelling, taught.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 2 a user error, 130 Ctrl-C)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2, already printed)
+        return int(stop.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    args.command_line = f"{PROG} " + shlex.join(argv)  # what a checkpoint card records
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except ScoretutorError as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,43 @@
+"""``scoretutor export slides|html|all [notebooks…] --out DIR [--full] [--notebooks DIR]``.
+
+Executes the notebooks (fast mode by default, full mode with ``--full``) and writes reveal.js slides
+and/or HTML handouts that work offline (:mod:`scoretutor.lecture.export`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from scoretutor.cli import positive_int
+
+FORMATS = ("html", "slides")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("format", choices=[*FORMATS, "all"],
+                        help="slides (reveal.js), html (handouts) or all")
+    parser.add_argument("notebooks", nargs="*",
+                        help="notebook files or number prefixes such as 01 (default: all numbered notebooks)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    parser.add_argument("--full", action="store_true",
+                        help="execute in full mode (the lecture's sizes; minutes) instead of fast mode")
+    parser.add_argument("--timeout", type=positive_int, default=3600,
+                        help="seconds allowed per cell (default 3600)")
+    parser.add_argument("--notebooks", dest="notebook_dir", type=Path, default=None,
+                        help="folder of the numbered notebooks (default: ./notebooks)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scoretutor.lecture.export import export_notebook, find_notebooks
+
+    formats = list(FORMATS) if args.format == "all" else [args.format]
+    notebooks = find_notebooks(args.notebooks, args.notebook_dir)
+    mode = "full" if args.full else "fast"
+    for path in notebooks:
+        t0 = time.perf_counter()
+        files = export_notebook(path, formats, args.out, full=args.full, timeout=args.timeout)
+        print(f"{path.name} ({mode} mode, {time.perf_counter() - t0:.0f} s) -> "
+              + ", ".join(str(f) for f in files))
+    return 0

@@ -1,0 +1,102 @@
+"""Download a file from a list of mirrors, md5-verified, written atomically.
+
+``download(filename, md5, mirrors, folder)`` tries ``mirror + filename`` for each mirror in order
+with a timeout. Each transfer streams into a temporary file beside the target, is checked against
+its Content-Length and its md5, flushed to disk, and only then renamed onto the target
+(``os.replace`` is atomic), so the target is either absent or complete and verified, never partial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from scoretutor.errors import DataError, DownloadError
+
+_CHUNK = 1 << 16
+
+
+class ChecksumError(DataError):
+    """A downloaded (or cached) file does not have its published md5."""
+
+
+def md5sum(path) -> str:
+    """The hex md5 of a file, read in chunks."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _join(base: str, filename: str) -> str:
+    return base if base.endswith(filename) else base.rstrip("/") + "/" + filename
+
+
+def fetch(url: str, md5: str, target: Path, timeout: float = 30.0) -> Path:
+    """Download ``url`` to ``target`` atomically, verifying its length and md5.
+
+    Raises ``ChecksumError`` on an md5 mismatch and ``OSError`` (``urllib.error.URLError``,
+    ``TimeoutError``, ``http.client.IncompleteRead`` wrapped as ``OSError``) on transfer errors;
+    in every failure the temporary file is removed and ``target`` is left untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        h = hashlib.md5()
+        received = 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            try:
+                for block in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(block)
+                    h.update(block)
+                    received += len(block)
+            except Exception as err:  # http.client.IncompleteRead is not an OSError
+                if isinstance(err, OSError):
+                    raise
+                raise OSError(f"transfer interrupted after {received} bytes ({err!r})") from err
+            if length is not None and received != int(length):
+                raise OSError(f"transfer interrupted: got {received} of {length} bytes")
+            out.flush()
+            os.fsync(out.fileno())
+        digest = h.hexdigest()
+        if digest != md5:
+            raise ChecksumError(f"md5 mismatch for {url}: got {digest}, expected {md5} "
+                                "(corrupted or not the published file); nothing was saved")
+        os.chmod(tmp, 0o644)  # mkstemp makes files private (0600); a data folder may be shared
+        os.replace(tmp, target)
+        return target
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def download(filename: str, md5: str, mirrors: list[str], folder, timeout: float = 30.0) -> Path:
+    """Fetch ``filename`` into ``folder`` from the first mirror that delivers it with the right md5.
+
+    Mirrors are base URLs (``https://host/path/``); they are tried in order. Raises
+    ``DownloadError`` listing every mirror's failure when none succeeds.
+    """
+    if not mirrors:
+        raise DownloadError(f"no mirrors given to download {filename}")
+    target = Path(folder) / filename
+    failures = []
+    for base in mirrors:
+        url = _join(base, filename)
+        try:
+            return fetch(url, md5, target, timeout=timeout)
+        except ChecksumError as err:
+            failures.append(str(err))
+        except urllib.error.HTTPError as err:
+            failures.append(f"{url}: HTTP {err.code} {err.reason}")
+        except (OSError, urllib.error.URLError, ValueError) as err:
+            reason = getattr(err, "reason", None) or err
+            failures.append(f"{url}: {reason}")
+    raise DownloadError(f"could not download {filename} from any of {len(mirrors)} mirror(s): "
+                        + "; ".join(failures))
