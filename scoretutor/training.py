@@ -60,7 +60,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         desc: str = "training", mixed_precision: bool = False, ema: nn.Module | None = None,
         on_checkpoint: Callable[[int], None] | None = None, time_limit_s: float | None = None,
         lr_factor: Callable[[int], float] | None = None, compile: bool = False,
-        raise_interrupt: bool = False) -> list[float]:
+        stop: Callable[[], bool] | None = None) -> list[float]:
     """Minimise ``loss_fn(model, batch, generator)`` with Adam for ``n_steps``; return the loss history.
 
     Args:
@@ -82,8 +82,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         compile: run the loss through ``torch.compile(model)`` (fused kernels; 6–9 % faster steps
             for the MNIST U-Net on a 2-core CPU, after about a minute of compiling, which needs a C++
             compiler). The weights are shared, so checkpoints and the EMA are those of the plain model.
-        raise_interrupt: on Ctrl-C, save the checkpoint (and call ``on_checkpoint``) as usual, then
-            re-raise the ``KeyboardInterrupt`` (the command line exits with 130) instead of returning.
+        stop: asked before every step; once it returns True, training stops cleanly as at the time
+            limit (the command line's Ctrl-C handler sets it, so the step under way completes).
     """
     n_steps = count(n_steps, "n_steps", 0)
     batch_size = count(batch_size, "batch_size", 1)
@@ -130,7 +130,6 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     show = show_progress(progress)
     model.train()
     step_start_state = None
-    interrupted = False
     bar = tqdm(range(start, n_steps), desc=desc, disable=not show, initial=start, total=n_steps)
     t_start = time.perf_counter()
     try:
@@ -138,6 +137,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
             if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
                 print(f"fit: time limit of {time_limit_s:.0f} s reached after {len(history)} "
                       f"of {n_steps} steps")
+                break
+            if stop is not None and stop():
                 break
             step_start_state = generator.get_state()
             if lr_factor is not None:
@@ -164,20 +165,16 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
                 if on_checkpoint is not None:
                     on_checkpoint(len(history))
     except KeyboardInterrupt:
-        interrupted = True
         if len(history) < n_steps and step_start_state is not None:
             generator.set_state(step_start_state)  # rewind the unfinished step, so a resume is exact
-        if not raise_interrupt:
-            print(f"fit: interrupted after {len(history)} of {n_steps} steps; returning the history so far"
-                  + (f" (checkpoint saved to {path})" if path is not None else ""))
+        print(f"fit: interrupted after {len(history)} of {n_steps} steps; returning the history so far"
+              + (f" (checkpoint saved to {path})" if path is not None else ""))
     finally:
         bar.close()
     if path is not None and (len(history) > start or not loaded):  # a loaded run with no new step: as it is
         _save(path, model, opt, history, generator, ema)
     if on_checkpoint is not None:
         on_checkpoint(len(history))
-    if interrupted and raise_interrupt:
-        raise KeyboardInterrupt
     model.eval()
     if ema is not None:
         ema.eval()

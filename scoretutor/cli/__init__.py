@@ -90,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help (0) or a usage error (2, already printed)
         return int(stop.code or 0)
     if args.command is None:
-        parser.print_help()
+        print(f"error: no command given; choose one of {', '.join(COMMANDS)} (see '{PROG} --help')",
+              file=sys.stderr)
         return 2
     args.command_line = f"{PROG} " + shlex.join(argv)  # what a checkpoint card records
     try:

@@ -9,7 +9,11 @@ the run where it stopped (exit status 130); ``--resume`` with the same options c
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+import warnings
 
 from scoretutor.cli import positive_float, positive_int
 
@@ -47,26 +51,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scoretutor.errors import ScoretutorError, UsageError
+    from scoretutor.errors import UsageError
 
     if args.ema is not None and not 0 < args.ema < 1:
         raise UsageError(f"--ema must lie in (0, 1), got {args.ema}")
+    if args.sigma_min is not None and args.sigma_max is not None and not args.sigma_min < args.sigma_max:
+        raise UsageError(f"need --sigma-min < --sigma-max, got {args.sigma_min} and {args.sigma_max}")
 
     import torch
 
     from scoretutor import mnist
     from scoretutor.device import get_device
-    from scoretutor.mnist.checkpoints import read_card
     from scoretutor.mnist.data import load_mnist
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = get_device(args.device)
-    images, _ = load_mnist("train", download=args.download)
+    with warnings.catch_warnings():  # which digits are used is said in the line below
+        warnings.simplefilter("ignore", UserWarning)
+        images, _ = load_mnist("train", download=args.download)
     source = "shipped 10,000 training digits" if images.shape[0] == 10_000 else "official training set"
     print(f"training on {images.shape[0]} MNIST training digits ({source}) on {device}, "
           f"{torch.get_num_threads()} CPU thread(s); writing {args.out}", flush=True)
-    try:
+    stop = threading.Event()
+    with _stop_on_sigint(stop):
         _, card = mnist.train(
             args.out, args.steps, images, batch_size=args.batch_size, lr=args.lr,
             sigma_min=args.sigma_min if args.sigma_min is not None else mnist.SIGMA_MIN,
@@ -75,19 +83,33 @@ def run(args: argparse.Namespace) -> int:
             progress=False if args.quiet else None,
             data_info={"name": "mnist", "split": "train", "count": int(images.shape[0]), "source": source},
             command=getattr(args, "command_line", None), lr_schedule=args.lr_schedule, compile=args.compile,
-            time_limit_s=None if args.time_limit is None else 60 * args.time_limit, raise_interrupt=True)
-    except KeyboardInterrupt:
-        try:
-            done = read_card(args.out)["steps"]
-        except ScoretutorError:  # stopped before the first step: nothing saved
-            print("interrupted before training started; nothing was saved", file=sys.stderr)
-            return 130
-        print(f"interrupted at step {done} of {args.steps}; the checkpoint in {args.out} is saved. "
+            time_limit_s=None if args.time_limit is None else 60 * args.time_limit, stop=stop.is_set)
+    if stop.is_set() and card["steps"] < args.steps:
+        print(f"interrupted at step {card['steps']} of {args.steps}; the checkpoint in {args.out} is saved. "
               f"To continue to step {args.steps}: {_resume_command(args)}", file=sys.stderr, flush=True)
         return 130
     print(f"done: {card['steps']} steps in {card['wall_time_s']:.0f} s (σ ∈ [{card['sigma_min']:.3g}, "
           f"{card['sigma_max']:.3g}]); checkpoint in {args.out}")
     return 0
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(stop: threading.Event):
+    """While inside: the first Ctrl-C sets ``stop`` (training ends after the step under way and saves);
+    a second one interrupts at once (the checkpoint is still written)."""
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nCtrl-C: stopping after this step and saving (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _resume_command(args: argparse.Namespace) -> str:

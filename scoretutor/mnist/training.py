@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from scoretutor.checks import count, positive
 from scoretutor.device import get_device
+from scoretutor.errors import CheckpointNotFoundError, UsageError
 from scoretutor.losses import continuous_ncsn_loss, unit_output_weighting
 from scoretutor.mnist.checkpoints import git_commit, load_checkpoint, read_card, save_checkpoint
 from scoretutor.mnist.data import SHIPPED_DIR
@@ -72,7 +74,7 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
           checkpoint_every: int = 500, progress: bool | None = None, data_info: dict | None = None,
           model: ScoreUNet | None = None, command: str | None = None,
           time_limit_s: float | None = None, lr_schedule: str = "constant",
-          compile: bool = False, raise_interrupt: bool = False) -> tuple[nn.Module, dict]:
+          compile: bool = False, stop: Callable[[], bool] | None = None) -> tuple[nn.Module, dict]:
     """Train a score model on ``images`` (N, 1, 28, 28) in [0, 1]; write its checkpoint to ``out``.
 
     Loss: E_{σ∼logU[σ_min, σ_max]} λ(σ) · ½‖s_θ(x + σz, σ) + z/σ‖² (:func:`continuous_ncsn_loss`) with
@@ -83,8 +85,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     ``time_limit_s`` training stops early once that many seconds have passed (the card records the
     steps done). ``lr_schedule="cosine"`` decays the learning rate from ``lr`` to ``lr``/10 over
     ``steps`` (:func:`~scoretutor.training.cosine_decay`); ``compile`` trains through
-    ``torch.compile`` (same weights, faster steps); ``raise_interrupt`` re-raises Ctrl-C after the
-    checkpoint is written (see :func:`~scoretutor.training.fit`). Returns the EMA model and the card.
+    ``torch.compile`` (same weights, faster steps); ``stop`` ends the run cleanly after the step under
+    way once it returns True (see :func:`~scoretutor.training.fit`). Returns the EMA model and the card.
     """
     steps = count(steps, "steps", 1)
     out = Path(out)
@@ -92,10 +94,10 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     previous: dict = {}
     if resume:
         if not state_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: no {TRAIN_STATE} in {out}")
+            raise CheckpointNotFoundError(f"nothing to resume: no {TRAIN_STATE} in {out}")
         previous = read_card(out)
     elif state_path.exists():
-        raise ValueError(f"{out} already holds a training run ({TRAIN_STATE}); pass resume=True (--resume) "
+        raise UsageError(f"{out} already holds a training run ({TRAIN_STATE}); pass resume=True (--resume) "
                          "to continue it, or choose another output folder")
     device = torch.device(device) if device is not None else get_device()
     if sigma_max is None:
@@ -104,14 +106,14 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
            "ema_decay": float(ema_decay), "batch_size": count(batch_size, "batch_size", 1),
            "lr": positive(lr, "lr"), "grad_clip": positive(grad_clip, "grad_clip"), "seed": int(seed)}
     if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        raise UsageError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     schedule = {"lr_schedule": lr_schedule}
     if lr_schedule == "cosine":
         schedule.update(lr_decay_steps=steps, lr_final=LR_FINAL)
     if not 0 < run["ema_decay"] < 1:
-        raise ValueError(f"ema_decay must lie in (0, 1), got {ema_decay}")
+        raise UsageError(f"ema_decay must lie in (0, 1), got {ema_decay}")
     if not run["sigma_min"] < run["sigma_max"]:
-        raise ValueError(f"need sigma_min < sigma_max, got {sigma_min} and {sigma_max}")
+        raise UsageError(f"need sigma_min < sigma_max, got {sigma_min} and {sigma_max}")
     if previous:
         clash = [f"{k}: run {previous.get(k)!r}, now {run[k]!r}" for k in _RUN_KEYS
                  if previous.get(k) is not None and not math.isclose(float(previous[k]), float(run[k]))]
@@ -120,13 +122,13 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
             clash.append(f"learning-rate schedule: run {before}, now {schedule} (a cosine schedule is fixed "
                          "by the --steps it started with)")
         if clash:
-            raise ValueError(f"--resume with settings that differ from the run in {out}: " + "; ".join(clash))
+            raise UsageError(f"--resume with settings that differ from the run in {out}: " + "; ".join(clash))
     if model is None:
         model = make_model()
     if previous:
         mine = json.loads(json.dumps(model.config))  # tuples → lists, as in the card
         if previous.get("model", {}).get("config") != mine:
-            raise ValueError(f"--resume: the model in {out} has config "
+            raise UsageError(f"--resume: the model in {out} has config "
                              f"{previous.get('model', {}).get('config')}, this one {mine}")
     if model.config.get("c_skip"):  # fit the network's output F with weight 1 at every σ
         weighting = unit_output_weighting(model.sigma_data)
@@ -157,6 +159,6 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     fit(model, loss_fn, images, steps, batch_size=run["batch_size"], lr=run["lr"], seed=run["seed"],
         device=device, progress=progress, checkpoint_path=state_path, checkpoint_every=checkpoint_every,
         grad_clip=run["grad_clip"], desc="training MNIST score model", mixed_precision=True, ema=ema,
-        on_checkpoint=export, time_limit_s=time_limit_s, compile=compile, raise_interrupt=raise_interrupt,
+        on_checkpoint=export, time_limit_s=time_limit_s, compile=compile, stop=stop,
         lr_factor=None if lr_schedule == "constant" else cosine_decay(steps, LR_FINAL))
     return ema.module.eval(), read_card(out)
