@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from scoretutor.checks import count
 from scoretutor.config import show_progress
 from scoretutor.device import autocast, get_device, make_generator
+from scoretutor.files import atomic_write, cache_dir
 from scoretutor.losses import ncsn_loss
 from scoretutor.models import StackedScoreMLP
 
@@ -47,10 +48,7 @@ def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, history: lis
     }
     if ema is not None:
         state["ema"] = ema.state_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash mid-save never leaves a half-written checkpoint
+    atomic_write(path, lambda tmp: torch.save(state, tmp))  # a crash mid-save keeps the last checkpoint
 
 
 def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size: int = 256,
@@ -221,23 +219,20 @@ def train_single_sigma_models(data: Data, sigmas: Sequence[float], n_steps: int,
 
 
 # -- a cache for notebook trainings, so a re-run in class loads instead of retraining -------------
-CACHE_ENV = "SCORETUTOR_CACHE"
-
-
 def cache_path(name: str, **settings) -> Path:
     """Checkpoint file for ``fit(checkpoint_path=...)``, keyed by the run's name and settings.
 
-    The folder is ``$SCORETUTOR_CACHE`` if set, else ``$XDG_CACHE_HOME/scoretutor`` (default
-    ``~/.cache/scoretutor``). The key is a short hash of the name, the sorted settings and the package
-    version: the same call gives the same file (``fit`` then finds a finished run and returns at once),
-    any changed setting gives a new one. Delete the folder to clear the cache.
+    The folder is :func:`scoretutor.files.cache_dir` (``$SCORETUTOR_CACHE``, else
+    ``$XDG_CACHE_HOME/scoretutor``, default ``~/.cache/scoretutor``; the platform's cache folder on
+    Windows and macOS). The key is a short hash of the
+    name, the sorted settings and the package version: the same call gives the same file (``fit`` then
+    finds a finished run and returns at once), any changed setting gives a new one. Delete the folder to
+    clear the cache.
     """
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
         raise ValueError(f"name must be a non-empty string of letters, digits, '-', '_' or '.', got {name!r}")
     from scoretutor import __version__
 
-    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = os.environ.get(CACHE_ENV) or xdg / "scoretutor"
     key = repr((name, sorted((k, repr(v)) for k, v in settings.items()), __version__))
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return Path(folder).expanduser() / f"{name}-{digest}.pt"
+    return cache_dir() / f"{name}-{digest}.pt"

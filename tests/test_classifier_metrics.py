@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from scoretutor import metrics
+from scoretutor.errors import CheckpointError
+from scoretutor.mnist.checkpoints import CARD, WEIGHTS, load_checkpoint
 from scoretutor.mnist.classifier import (
-    METADATA,
-    WEIGHTS,
     DigitClassifier,
     _default_dir,
     accuracy,
@@ -132,9 +132,10 @@ def test_nearest_distances_match_brute_force():
 # -- the shipped classifier --------------------------------------------------------------------
 def test_shipped_classifier_is_small_and_documented(judge):
     folder = _default_dir()
-    size = (folder / WEIGHTS).stat().st_size + (folder / METADATA).stat().st_size
+    size = (folder / WEIGHTS).stat().st_size + (folder / CARD).stat().st_size
     assert size < 400_000
-    meta = json.loads((folder / METADATA).read_text())
+    meta = json.loads((folder / CARD).read_text())
+    assert meta["format"] == "scoretutor-checkpoint" and meta["model"]["class"] == "DigitClassifier"
     assert meta["trained_on"]["count"] == 10_000 and meta["trained_on"]["split"] == "train"
     assert meta["parameters"] == sum(p.numel() for p in judge.parameters()) < 100_000
     assert meta["test_accuracy"] >= 0.98
@@ -144,7 +145,7 @@ def test_shipped_classifier_test_accuracy(judge, test_digits):
     # Measured again on all 10,000 test digits (never seen in training); the figure in the
     # metadata was measured the same way, so only CPU-kernel rounding can move it (a few digits).
     acc = accuracy(judge, *test_digits)
-    meta = json.loads((_default_dir() / METADATA).read_text())
+    meta = json.loads((_default_dir() / CARD).read_text())
     assert acc >= 0.98
     assert abs(acc - meta["test_accuracy"]) <= 5e-4
 
@@ -162,13 +163,25 @@ def test_save_and_load_round_trip_and_mismatch(tmp_path, judge):
     again = load_classifier(tmp_path / "c", device="cpu")
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert torch.equal(again(x), judge.cpu()(x))
-    meta = json.loads((tmp_path / "c" / "classifier.json").read_text())
-    meta["architecture"]["n_features"] = 32
-    (tmp_path / "c" / "classifier.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="do not match its metadata"):
+    meta = json.loads((tmp_path / "c" / CARD).read_text())
+    assert meta["note"] == "test" and meta["model"]["class"] == "DigitClassifier"
+    built, _ = load_checkpoint(tmp_path / "c", device="cpu")  # the generic loader builds the judge too
+    assert isinstance(built, DigitClassifier) and torch.equal(built(x), again(x))
+    meta["model"]["class"] = "ScoreUNet"
+    (tmp_path / "c" / CARD).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="holds a ScoreUNet, not a DigitClassifier"):
+        load_classifier(tmp_path / "c")
+    meta["model"]["class"] = "DigitClassifier"
+    meta["model"]["config"]["n_features"] = 32  # the card no longer describes the weights
+    (tmp_path / "c" / CARD).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="n_features"):
+        load_classifier(tmp_path / "c")
+    meta["model"]["config"] = {"width": 16, "depth": 3}  # a key the classifier does not take
+    (tmp_path / "c" / CARD).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="depth"):
         load_classifier(tmp_path / "c")
     shutil.rmtree(tmp_path / "c")
-    with pytest.raises(FileNotFoundError, match="no classifier in"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
         load_classifier(tmp_path / "c")
 
 
@@ -233,6 +246,21 @@ def test_quality_table_flags_noise_and_copies(judge, few):
     assert rows["confident"]["samples"] < rows["confident"]["real_min"]
     copies = few[0][0][torch.randperm(3000, generator=g)[:200]]
     rows = _quality(copies, judge, *few, n_subsets=3)
+    assert rows["nearest_train"]["samples"] == 0 < rows["nearest_train"]["real_min"]
+
+
+def test_quality_judges_copying_against_the_shipped_training_digits(judge, monkeypatch):
+    # By default the table compares with the 10,000 digits the shipped model was trained on, never
+    # with a download: any other loader fails here, and copies of shipped training digits score 0.
+    import scoretutor.mnist.data as data
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("mnist_quality must not call load_mnist")
+
+    monkeypatch.setattr(data, "load_mnist", no_download)
+    train, _ = data.load_shipped_mnist("train")
+    copies = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(1))[:50]]
+    rows = {r["metric"]: r for r in mnist_quality(copies, classifier=judge, n_subsets=2)}
     assert rows["nearest_train"]["samples"] == 0 < rows["nearest_train"]["real_min"]
 
 

@@ -146,8 +146,11 @@ def test_mnist_split_indices_are_a_seeded_random_partition():
 def test_cache_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("SCORETUTOR_DATA", raising=False)
+    monkeypatch.delenv("SCORETUTOR_CACHE", raising=False)
     if sys.platform.startswith("linux"):
         assert data.mnist_cache_dir() == tmp_path / "xdg" / "scoretutor" / "mnist"
+    monkeypatch.setenv("SCORETUTOR_CACHE", str(tmp_path / "cache"))  # one cache rule for the package
+    assert data.mnist_cache_dir() == tmp_path / "cache" / "mnist"
     monkeypatch.setenv("SCORETUTOR_DATA", str(tmp_path / "env"))
     assert data.mnist_cache_dir() == tmp_path / "env"
     assert data.mnist_cache_dir(tmp_path / "root") == tmp_path / "root"

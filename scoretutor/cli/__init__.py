@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from scoretutor.errors import ScoretutorError, UsageError
 
-__all__ = ["COMMANDS", "UsageError", "build_parser", "main", "positive_float", "positive_int", "port"]
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main", "positive_float", "positive_int", "port",
+           "unit_interval"]
 
 PROG = "scoretutor"
 # command name -> (module, one-line help)
@@ -38,37 +40,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _argument(convert: Callable[[str], float], ok: Callable[[float], bool], what: str):
+    """An argparse type: ``convert(text)``, accepted when ``ok``; else argparse's one-line error."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type by it in some messages
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def port(text: str) -> int:
-    """argparse type: a TCP port, 1024–65535 (no root needed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number 1024–65535, got {text!r}") from None
-    if not 1024 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 1024–65535, got {value}")
-    return value
+positive_int = _argument(int, lambda v: v >= 1, "a positive integer")
+positive_float = _argument(float, lambda v: 0 < v < math.inf, "a positive number")
+unit_interval = _argument(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
+port = _argument(int, lambda v: 1024 <= v <= 65535, "a port number 1024–65535")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from scoretutor.errors import UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=port, default=8866, help="port on 127.0.0.1 (default 8866)")
-    parser.add_argument("--token", default=None, help="access token (default: a random one, printed)")
+    parser.add_argument("--token", help="access token (default: a random one, printed)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     parser.add_argument("--fast", action="store_true", help="smaller trainings (SCORETUTOR_FAST=1)")
     parser.add_argument("--write", type=Path, metavar="IPYNB",

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="execute in full mode (the lecture's sizes; minutes) instead of fast mode")
     parser.add_argument("--timeout", type=positive_int, default=3600,
                         help="seconds allowed per cell (default 3600)")
-    parser.add_argument("--notebooks", dest="notebook_dir", type=Path, default=None,
+    parser.add_argument("--notebooks", dest="notebook_dir", type=Path,
                         help="folder of the numbered notebooks (default: ./notebooks)")
 
 

@@ -19,19 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=positive_int, required=True, help="number of images")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, help="output file, .npy (float32, N×1×28×28, in [0, 1])")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
+    parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
     parser.add_argument("--sampler", choices=["pc", "langevin"], default="pc",
                         help="predictor-corrector (default) or annealed Langevin")
-    parser.add_argument("--steps-each", type=positive_int, default=None,
+    parser.add_argument("--steps-each", type=positive_int,
                         help="Langevin steps per level (langevin: T, default 3; pc: correctors, default 2)")
-    parser.add_argument("--step-size", type=positive_float, default=None,
+    parser.add_argument("--step-size", type=positive_float,
                         help="langevin only: step size ε at the smallest level")
-    parser.add_argument("--snr", type=positive_float, default=None,
+    parser.add_argument("--snr", type=positive_float,
                         help="pc only: corrector signal-to-noise ratio (default 0.3)")
     parser.add_argument("--batch-size", type=positive_int, default=500,
                         help="images sampled at once (default 500)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: best available)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: best available)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import sys
 import threading
 import warnings
 
-from scoretutor.cli import positive_float, positive_int
+from scoretutor.cli import positive_float, positive_int, unit_interval
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=positive_int, required=True,
                         help="total optimiser steps (also when resuming)")
     parser.add_argument("--out", required=True, help="checkpoint folder to write (and resume from)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: best available)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: best available)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per step (default 64)")
     parser.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate (default 2e-3)")
     parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
@@ -31,30 +31,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="train through torch.compile: 6-9%% faster steps here after ~1 min of compiling "
                              "(needs a C++ compiler)")
-    parser.add_argument("--sigma-max", type=positive_float, default=None,
+    parser.add_argument("--sigma-max", type=positive_float,
                         help="largest noise level (default: NCSNv2 rule, largest distance between digits)")
-    parser.add_argument("--sigma-min", type=positive_float, default=None,
-                        help="smallest noise level (default 0.01)")
-    parser.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (default 0.998)")
+    parser.add_argument("--sigma-min", type=positive_float, help="smallest noise level (default 0.01)")
+    parser.add_argument("--ema", type=unit_interval, help="EMA decay of the weights (default 0.998)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     parser.add_argument("--checkpoint-every", type=positive_int, default=500,
                         help="steps between checkpoints")
-    parser.add_argument("--threads", type=positive_int, default=None,
+    parser.add_argument("--threads", type=positive_int,
                         help="CPU threads for torch (default: torch's; 1 is fastest on a busy machine)")
+    parser.add_argument("--time-limit", type=positive_float,
+                        help="stop after this many minutes even if --steps are not done (resumable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--download", action="store_true",
                         help="download the full 60,000 training digits if not cached (default: cache or the "
                              "10,000 shipped digits)")
-    parser.add_argument("--time-limit", type=positive_float, default=None,
-                        help="stop after this many minutes even if --steps are not done (resumable)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from scoretutor.errors import UsageError
 
-    if args.ema is not None and not 0 < args.ema < 1:
-        raise UsageError(f"--ema must lie in (0, 1), got {args.ema}")
     if args.sigma_min is not None and args.sigma_max is not None and not args.sigma_min < args.sigma_max:
         raise UsageError(f"need --sigma-min < --sigma-max, got {args.sigma_min} and {args.sigma_max}")
 

@@ -9,7 +9,8 @@ A checkpoint is a folder with two files:
   seed, wall time, torch version, git commit).
 
 :func:`load_checkpoint` rebuilds the model from the card (or checks a given model against it) and
-names every mismatch in one ``ValueError``; both files are written atomically (temporary file + rename).
+names every mismatch in one :class:`~scoretutor.errors.CheckpointError`; both files are written
+atomically (:func:`scoretutor.files.atomic_write`). The score models and the MNIST judge use this format.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import torch
@@ -26,16 +26,19 @@ from torch import nn
 
 from scoretutor.device import get_device
 from scoretutor.errors import CheckpointError, CheckpointNotFoundError
+from scoretutor.files import atomic_write
 
 FORMAT, VERSION = "scoretutor-checkpoint", 1
 WEIGHTS, CARD = "model.safetensors", "model.json"
 
 
 def _model_classes() -> dict[str, type[nn.Module]]:
+    """The classes a card may name when :func:`load_checkpoint` builds the model itself."""
+    from scoretutor.mnist.classifier import DigitClassifier
     from scoretutor.mnist.unet import ScoreUNet
     from scoretutor.models import NoiseConditionalScoreMLP
 
-    return {"ScoreUNet": ScoreUNet, "NoiseConditionalScoreMLP": NoiseConditionalScoreMLP}
+    return {cls.__name__: cls for cls in (ScoreUNet, NoiseConditionalScoreMLP, DigitClassifier)}
 
 
 def model_spec(model: nn.Module) -> dict:
@@ -48,31 +51,6 @@ def model_spec(model: nn.Module) -> dict:
     return {"class": name, "config": json.loads(json.dumps(config))}  # JSON-normalised (tuples → lists)
 
 
-def git_commit(path: str | os.PathLike | None = None) -> str:
-    """The commit of the repository holding ``path`` (default: this package), "+dirty" if it has
-    uncommitted changes, or "unknown" outside a git checkout."""
-    cwd = Path(path) if path is not None else Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(directory: str | os.PathLike, model: nn.Module, **card) -> Path:
     """Write ``model``'s weights and a card with ``card``'s entries to ``directory``; return it."""
     folder = Path(directory)
@@ -81,9 +59,9 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, **card) -> P
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "model": json.dumps(spec, sort_keys=True)}
     full_card = {"format": FORMAT, "version": VERSION, "model": spec, **card}
-    _atomic_write(folder / WEIGHTS, lambda p: save_file(tensors, str(p), metadata=meta))
-    text = json.dumps(full_card, indent=2, sort_keys=False) + "\n"
-    _atomic_write(folder / CARD, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(folder / WEIGHTS, lambda p: save_file(tensors, str(p), metadata=meta))
+    text = json.dumps(full_card, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    atomic_write(folder / CARD, text)
     return folder
 
 
@@ -146,7 +124,7 @@ def load_checkpoint(directory: str | os.PathLike, model: nn.Module | None = None
     if (not isinstance(spec, dict) or spec.get("class") not in classes
             or not isinstance(spec.get("config"), dict)):
         raise CheckpointError(f"{folder / CARD}: 'model' must name one of {sorted(classes)} with a config, "
-                         f"got {spec!r}")
+                              f"got {spec!r}")
     if model is None:
         model = _build(classes[spec["class"]], spec["config"], folder / CARD)
     else:

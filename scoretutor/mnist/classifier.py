@@ -2,8 +2,9 @@
 
 It is trained on the 10,000 shipped MNIST *training* digits only, so every quality figure can be
 measured on test digits that neither the score model nor this classifier has seen. It is shipped
-inside the package (``shipped/classifier/``: weights in safetensors, metadata in JSON) and loaded
-with :func:`load_classifier`; ``python -m scoretutor.mnist.classifier --out DIR`` retrains it.
+inside the package (``shipped/classifier/``, a checkpoint of :mod:`scoretutor.mnist.checkpoints`:
+safetensors weights and a JSON card with its training record) and loaded with :func:`load_classifier`;
+``python -m scoretutor.mnist.classifier --out DIR`` retrains it.
 
 Architecture (about 61 K parameters): three 3×3 conv + ReLU + 2×2 max-pool blocks
 (28 → 14 → 7 → 3 pixels; 16, 32, 64 channels), a 64-unit ReLU feature layer ``features(x)``
@@ -13,12 +14,8 @@ Architecture (about 61 K parameters): three 3×3 conv + ReLU + 2×2 max-pool blo
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,11 +25,12 @@ from torch import nn
 
 from scoretutor.checks import count
 from scoretutor.device import get_device, model_device
+from scoretutor.errors import CheckpointError
+from scoretutor.files import git_commit
+from scoretutor.mnist.checkpoints import load_checkpoint, read_card, save_checkpoint
 from scoretutor.mnist.data import SHIPPED_DIR
 
 Tensor = torch.Tensor
-WEIGHTS = "classifier.safetensors"
-METADATA = "classifier.json"
 
 
 class DigitClassifier(nn.Module):
@@ -78,31 +76,21 @@ def classify(model: DigitClassifier, images: Tensor, batch_size: int = 1000
     return torch.cat(probs), torch.cat(feats)
 
 
-def _default_dir():
+def _default_dir() -> Path:
     return SHIPPED_DIR / "classifier"
 
 
 def load_classifier(path=None, device: torch.device | str | None = None) -> DigitClassifier:
-    """The shipped judge (or the one saved in folder ``path``), in eval mode on ``device``
-    (default: ``get_device()``). The metadata's architecture must match the weights."""
-    from safetensors.torch import load as load_safetensors
-
+    """The shipped judge (or the one saved in folder ``path``: a checkpoint of
+    :mod:`scoretutor.mnist.checkpoints`), frozen, in eval mode on ``device`` (default ``get_device()``)."""
     folder = _default_dir() if path is None else Path(path)
-    try:
-        meta = json.loads((folder / METADATA).read_text())
-        state = load_safetensors((folder / WEIGHTS).read_bytes())
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"no classifier in {folder}: need {WEIGHTS} and {METADATA} "
-                                "(python -m scoretutor.mnist.classifier --out DIR writes them)") from err
-    model = DigitClassifier(**meta["architecture"])
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != found:
-        diff = sorted(set(expected.items()) ^ set(found.items()))
-        raise ValueError(f"classifier weights in {folder} do not match its metadata "
-                         f"{meta['architecture']}: differing tensors {diff[:4]}")
-    model.load_state_dict(state)
-    return model.eval().requires_grad_(False).to(device or get_device())
+    spec = read_card(folder).get("model")
+    name = spec.get("class") if isinstance(spec, dict) else None
+    if name != DigitClassifier.__name__:
+        raise CheckpointError(f"checkpoint {folder} holds a {name or 'model of no named class'}, "
+                              "not a DigitClassifier")
+    model, _ = load_checkpoint(folder, device=device)
+    return model.requires_grad_(False)
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -157,32 +145,9 @@ def train_classifier(images: Tensor, labels: Tensor, epochs: int = 30, batch_siz
     return model.eval()
 
 
-def _commit() -> str | None:
-    """The git commit of this code ("+dirty" with uncommitted changes), None outside a checkout."""
-    run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, timeout=5,
-                                    cwd=Path(__file__).parent).stdout.strip()
-    try:
-        head = run("rev-parse", "HEAD")
-        return (head + ("+dirty" if run("status", "--porcelain", "--", ".") else "")) or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def save_classifier(model: DigitClassifier, folder, metadata: dict) -> None:
-    """Write ``classifier.safetensors`` and ``classifier.json`` into ``folder`` (each atomically)."""
-    from safetensors.torch import save as save_safetensors
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"architecture": model.config, **metadata}
-    for name, payload in [(WEIGHTS, save_safetensors(state)),
-                          (METADATA, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())]:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private (0600); these are for everyone to read
-        os.replace(tmp, folder / name)
+def save_classifier(model: DigitClassifier, folder, metadata: dict) -> Path:
+    """Write the classifier and ``metadata`` (its training record) as a checkpoint folder."""
+    return save_checkpoint(folder, model, **metadata)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scoretutor.mnist.classifier",
                                      description="Train the MNIST judge on the 10,000 shipped training "
                                                  "digits and report its accuracy on the test set.")
-    parser.add_argument("--out", required=True, help="folder for classifier.safetensors/.json")
+    parser.add_argument("--out", required=True, help="checkpoint folder (model.safetensors + model.json)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -213,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "augmentation": "random rotation ±10°, zoom ±10 %, shift ±2 px",
         "wall_time_s": round(wall, 1), "device": str(next(model.parameters()).device),
-        "torch": torch.__version__, "commit": _commit(),
+        "torch": torch.__version__, "git_commit": git_commit(),
         "command": "python -m scoretutor.mnist.classifier "
                    + " ".join(sys.argv[1:] if argv is None else argv),
     })

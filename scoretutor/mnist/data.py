@@ -7,7 +7,6 @@ fixed random halves of the test set used by the quality protocol (``scoretutor.m
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 
 from scoretutor.checks import count
 from scoretutor.errors import DataError
+from scoretutor.files import cache_dir
 from scoretutor.mnist.download import ChecksumError, DownloadError, md5sum
 from scoretutor.mnist.download import download as _download
 from scoretutor.mnist.idx import read_idx
@@ -41,18 +41,12 @@ _SPLITS = {"train": "train", "test": "t10k"}
 
 def mnist_cache_dir(root=None) -> Path:
     """Where the four MNIST files are looked for and downloaded to: ``root``, else
-    ``$SCORETUTOR_DATA``, else a per-user cache folder (``~/.cache/scoretutor/mnist`` on Linux)."""
+    ``$SCORETUTOR_DATA``, else the package cache's ``mnist`` folder (:func:`scoretutor.files.cache_dir`)."""
     if root is not None:
         return Path(root).expanduser()
     if os.environ.get(DATA_ENV, "").strip():
         return Path(os.environ[DATA_ENV].strip()).expanduser()
-    if os.name == "nt":
-        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "scoretutor" / "mnist"
+    return cache_dir("mnist")
 
 
 def mnist_mirrors(mirrors=None) -> list[str]:

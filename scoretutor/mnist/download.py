@@ -3,19 +3,18 @@
 ``download(filename, md5, mirrors, folder)`` tries ``mirror + filename`` for each mirror in order
 with a timeout. Each transfer streams into a temporary file beside the target, is checked against
 its Content-Length and its md5, flushed to disk, and only then renamed onto the target
-(``os.replace`` is atomic), so the target is either absent or complete and verified, never partial.
+(:func:`scoretutor.files.atomic_write`), so the target is either absent or complete and verified.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from scoretutor.errors import DataError, DownloadError
+from scoretutor.files import atomic_write
 
 _CHUNK = 1 << 16
 
@@ -44,13 +43,10 @@ def fetch(url: str, md5: str, target: Path, timeout: float = 30.0) -> Path:
     ``TimeoutError``, ``http.client.IncompleteRead`` wrapped as ``OSError``) on transfer errors;
     in every failure the temporary file is removed and ``target`` is left untouched.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        h = hashlib.md5()
-        received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+
+    def stream(tmp: Path) -> None:
+        h, received = hashlib.md5(), 0
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             try:
                 for block in iter(lambda: response.read(_CHUNK), b""):
@@ -61,20 +57,13 @@ def fetch(url: str, md5: str, target: Path, timeout: float = 30.0) -> Path:
                 if isinstance(err, OSError):
                     raise
                 raise OSError(f"transfer interrupted after {received} bytes ({err!r})") from err
-            if length is not None and received != int(length):
-                raise OSError(f"transfer interrupted: got {received} of {length} bytes")
-            out.flush()
-            os.fsync(out.fileno())
-        digest = h.hexdigest()
-        if digest != md5:
-            raise ChecksumError(f"md5 mismatch for {url}: got {digest}, expected {md5} "
+        if length is not None and received != int(length):
+            raise OSError(f"transfer interrupted: got {received} of {length} bytes")
+        if h.hexdigest() != md5:
+            raise ChecksumError(f"md5 mismatch for {url}: got {h.hexdigest()}, expected {md5} "
                                 "(corrupted or not the published file); nothing was saved")
-        os.chmod(tmp, 0o644)  # mkstemp makes files private (0600); a data folder may be shared
-        os.replace(tmp, target)
-        return target
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    return atomic_write(target, stream)
 
 
 def download(filename: str, md5: str, mirrors: list[str], folder, timeout: float = 30.0) -> Path:

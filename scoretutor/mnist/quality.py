@@ -59,8 +59,9 @@ def mnist_quality(samples: Tensor, train_images: Tensor | None = None, classifie
     """The quality table of ``samples`` (N, 1, 28, 28) in [0, 1] (clamped) against real test digits.
 
     Args:
-        train_images: the digits the score model was trained on (for memorisation); default
-            ``load_mnist("train")``.
+        train_images: the digits the score model was trained on (for memorisation); default the
+            10,000 shipped training digits of the shipped model (``load_shipped_mnist("train")``),
+            never a download.
         classifier: the judge; default the shipped one.
         n_subsets: number of random baseline subsets of size N (N ≤ 5,000, the baseline half).
             The Fréchet distance of real digits varies a lot between subsets (in this judge's
@@ -68,14 +69,14 @@ def mnist_quality(samples: Tensor, train_images: Tensor | None = None, classifie
             dimension of ~7, dominated by the class structure, so a subset's class mix moves it);
             10 subsets put the mean within ~11 % (one sd).
         seed: seed of the subset draws.
-        test_images: default ``load_mnist("test")``.
+        test_images: default the shipped official test set (``load_shipped_mnist("test")``).
 
     Returns one dict per metric: ``metric`` (key), ``label``, ``better``, ``samples`` (the
     samples' figure), ``real_mean``, ``real_std`` (standard deviation over the subsets),
     ``real_min``, ``real_max``, ``ratio`` (samples / real_mean), ``n``, ``n_subsets``.
     """
     from scoretutor.mnist.classifier import classify, load_classifier
-    from scoretutor.mnist.data import load_mnist, mnist_split_indices
+    from scoretutor.mnist.data import load_shipped_mnist, mnist_split_indices
 
     if not isinstance(samples, Tensor) or samples.ndim != 4 or samples.shape[1:] != (1, 28, 28):
         raise ValueError(f"samples must be a tensor of shape (N, 1, 28, 28), got "
@@ -85,9 +86,9 @@ def mnist_quality(samples: Tensor, train_images: Tensor | None = None, classifie
     n_subsets = count(n_subsets, "n_subsets", 2)
     samples = samples.detach().float().clamp(0, 1).cpu()
     if test_images is None:
-        test_images, _ = load_mnist("test")
+        test_images, _ = load_shipped_mnist("test")
     if train_images is None:
-        train_images, _ = load_mnist("train")
+        train_images, _ = load_shipped_mnist("train")
     ref_idx, base_idx = mnist_split_indices(len(test_images), seed=SPLIT_SEED)
     n = samples.shape[0]
     if not 2 <= n <= len(base_idx):

@@ -24,8 +24,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from scoretutor.checks import count, positive
 from scoretutor.device import get_device
 from scoretutor.errors import CheckpointNotFoundError, UsageError
+from scoretutor.files import git_commit
 from scoretutor.losses import continuous_ncsn_loss, unit_output_weighting
-from scoretutor.mnist.checkpoints import git_commit, load_checkpoint, read_card, save_checkpoint
+from scoretutor.mnist.checkpoints import load_checkpoint, read_card, save_checkpoint
 from scoretutor.mnist.data import SHIPPED_DIR
 from scoretutor.mnist.unet import ScoreUNet
 from scoretutor.schedules import (
