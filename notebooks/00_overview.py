@@ -30,6 +30,22 @@
 # 5. **Images**: the same recipe on MNIST digits; **diffusion models**: the continuous-time view of the same idea.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
+# ## The 90-minute lecture
+#
+# One route through notebooks 01–06 in the order of the deck. Minutes are presenting time; the *drop if late*
+# stops can shrink to one sentence. Two explorers are best shown **live** in JupyterLab (stops 8 and 14); everywhere
+# else the figures are enough. 🔍 deep dives, appendices and exercises are off the route, for students afterwards.
+# `scoretutor export lecture --full --out DIR` writes this route as one reveal.js deck with speaker notes (press S).
+# Notebooks beyond the deck (07, 08, as they come) are extension material, outside the route.
+
+# %%
+from IPython.display import Markdown
+
+from scoretutor.lecture.route import route_markdown
+
+Markdown(route_markdown())
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## The notebooks
 #
 # Times are wall-clock on a 2-core CPU without a GPU. *Fast mode* (`SCORETUTOR_FAST=1`, what CI runs) shrinks every
@@ -37,8 +53,6 @@
 # (or leave it to `get_device()`) to use a GPU where one helps.
 
 # %%
-from IPython.display import Markdown
-
 from scoretutor.lecture.overview import contents, contents_markdown
 
 Markdown(contents_markdown())
@@ -47,13 +61,15 @@ Markdown(contents_markdown())
 # ## Three ways to use the suite
 #
 # * **Lecture**: `bash scripts/lab.sh` opens JupyterLab here; present a notebook as slides with RISE
-#   (`pip install -e '.[slides]'`), or export slides and handouts with `python -m scoretutor export slides|html --full --out DIR`.
+#   (`pip install -e '.[slides]'`), or export slides and handouts with `scoretutor export slides|html --full --out DIR`.
 # * **On your own**: run the notebooks top to bottom; exercises have hidden solutions (click to expand).
-# * **Just the sliders**: `python -m scoretutor explore` serves the σ and ε explorers as a page without code.
+# * **Just the sliders**: `scoretutor explore` serves the σ and ε explorers as a page without code.
 
 # %% tags=["check"] slideshow={"slide_type": "skip"}
 from scoretutor.lecture.claims import check_true
+from scoretutor.lecture.route import total_minutes
 
 entries = contents()
 check_true("the overview lists every numbered notebook", len(entries) >= 5 and entries[0].number == "00",
            f"found {[e.file for e in entries]}")
+check_true("the lecture route takes 85–95 minutes", 85 <= total_minutes() <= 95, f"{total_minutes()} min")

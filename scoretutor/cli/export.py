@@ -1,7 +1,8 @@
-"""``scoretutor export slides|html|all [notebooks…] --out DIR [--full] [--notebooks DIR]``.
+"""``scoretutor export slides|html|all|lecture [notebooks…] --out DIR [--full] [--notebooks DIR]``.
 
 Executes the notebooks (fast mode by default, full mode with ``--full``) and writes reveal.js slides
-and/or HTML handouts that work offline (:mod:`scoretutor.lecture.export`).
+and/or HTML handouts that work offline (:mod:`scoretutor.lecture.export`); ``lecture`` writes the
+90-minute route (:mod:`scoretutor.lecture.route`) as one deck, ``DIR/lecture.slides.html``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ FORMATS = ("html", "slides")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("format", choices=[*FORMATS, "all"],
-                        help="slides (reveal.js), html (handouts) or all")
+    parser.add_argument("format", choices=[*FORMATS, "all", "lecture"],
+                        help="slides (reveal.js), html (handouts), all, or lecture (the route as one deck)")
     parser.add_argument("notebooks", nargs="*",
                         help="notebook files or number prefixes such as 01 (default: all numbered notebooks)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
@@ -30,11 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scoretutor.lecture.export import export_notebook, find_notebooks
+    from scoretutor.errors import UsageError
+    from scoretutor.lecture.export import export_lecture, export_notebook, find_notebooks
 
+    mode = "full" if args.full else "fast"
+    if args.format == "lecture":
+        if args.notebooks:
+            raise UsageError("export lecture takes no notebook names: the route decides (see notebook 00)")
+        t0 = time.perf_counter()
+        path = export_lecture(args.out, full=args.full, timeout=args.timeout, folder=args.notebook_dir)
+        print(f"lecture ({mode} mode, {time.perf_counter() - t0:.0f} s) -> {path}")
+        return 0
     formats = list(FORMATS) if args.format == "all" else [args.format]
     notebooks = find_notebooks(args.notebooks, args.notebook_dir)
-    mode = "full" if args.full else "fast"
     for path in notebooks:
         t0 = time.perf_counter()
         files = export_notebook(path, formats, args.out, full=args.full, timeout=args.timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,6 +68,7 @@ TEMPLATES = {
     "{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}\n"
     "{% block html_head_js_mathjax %}" + _MATHJAX + "{% endblock html_head_js_mathjax %}\n"
     """{% block footer_js %}
+<style>.reveal h1, .reveal h2, .reveal h3 { text-transform: none; }</style>
 <script>
 require(["{{ resources.reveal.url_prefix }}/dist/reveal.js",
          "{{ resources.reveal.url_prefix }}/plugin/notes/notes.js"],
@@ -153,7 +155,7 @@ def execute(path: Path, full: bool = False, timeout: int = 3600):
         "path": str(path.parent)}})
     with _mode(full):
         try:
-            client.execute()
+            client.execute(stderr=subprocess.DEVNULL)  # kernel start-up chatter; errors come as messages
         except CellExecutionError as err:
             last = [line for line in str(err).splitlines() if line.strip()][-1:]
             raise NotebookError(f"{path.name} failed while executing: {' '.join(last)}") from None
@@ -197,6 +199,22 @@ def export_notebook(path: Path, formats: list[str], out: Path, full: bool = Fals
         atomic_write(target, body.encode("utf-8"))
         written.append(target)
     return written
+
+
+def export_lecture(out: Path, full: bool = False, timeout: int = 3600, folder: str | Path | None = None
+                   ) -> Path:
+    """Execute the notebooks of the 90-minute route once each and write the route as one offline
+    reveal.js deck, ``out/lecture.slides.html``, with speaker notes (press S) at every stop."""
+    from scoretutor.lecture.route import NOTEBOOK_NAMES, ROUTE, lecture_notebook
+
+    out.mkdir(parents=True, exist_ok=True)
+    copy_assets(out)
+    needed = sorted({stop.notebook for stop in ROUTE})
+    paths = find_notebooks([NOTEBOOK_NAMES[n] for n in needed], folder)
+    executed = {n: execute(path, full=full, timeout=timeout) for n, path in zip(needed, paths, strict=True)}
+    nb = lecture_notebook(executed)
+    body, _ = _exporter("slides").from_notebook_node(nb, resources={"metadata": {"name": "Lecture"}})
+    return atomic_write(out / "lecture.slides.html", body.encode("utf-8"))
 
 
 def _title(nb, path: Path) -> str:

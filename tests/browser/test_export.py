@@ -58,3 +58,32 @@ def test_exported_notebook_opens_offline(page, exported, fmt):
     assert shot.std() > 5, "the screenshot is blank"
     assert not attempted, f"the page tried to load from the network: {attempted}"
     assert not page.console.errors, "browser console errors:\n" + "\n".join(page.console.errors)
+
+
+@pytest.fixture(scope="module")
+def lecture_deck(tmp_path_factory):
+    from scoretutor.lecture.export import export_lecture
+
+    return export_lecture(tmp_path_factory.mktemp("lecture"))  # fast mode: every route notebook runs once
+
+
+def test_lecture_deck_opens_offline_with_a_slide_per_stop_and_speaker_notes(page, lecture_deck):
+    from scoretutor.lecture.route import ROUTE
+
+    attempted = offline(page)
+    page.goto(lecture_deck.as_uri())
+    page.wait_for_selector(".reveal.ready", timeout=180_000)
+    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=180_000)
+    page.evaluate("() => MathJax.startup.promise")
+    n_slides = page.locator(".reveal .slides > section").count()
+    assert n_slides >= len(ROUTE) + 1, f"{n_slides} slides for {len(ROUTE)} stops and a title"
+    notes = page.locator(".reveal aside.notes")
+    assert notes.count() == len(ROUTE), "every stop carries speaker notes"
+    assert all(f"{s.minutes} min" in notes.nth(k).inner_text() for k, s in enumerate(ROUTE))
+    assert page.locator("mjx-container").count() > 0, "no formula was typeset by MathJax"
+    assert page.locator(".reveal img").count() >= 10, "the route's figures and explorer frames are missing"
+    assert page.get_by_text("Switch to JupyterLab").count() == sum(1 for s in ROUTE if s.live)
+    heading = page.locator(".reveal h2").first
+    assert heading.evaluate("h => getComputedStyle(h).textTransform") == "none", "ε must not become Ε"
+    assert not attempted, f"the page tried to load from the network: {attempted}"
+    assert not page.console.errors, "browser console errors:\n" + "\n".join(page.console.errors)
