@@ -18,8 +18,9 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "[setup] installing $TORCH_SPEC"
   "$PY" -m pip install --quiet "$TORCH_SPEC"
 fi
-# EXTRAS: dev (tests), browser (Playwright for tests/browser), explore (Voilà for the explorer page)
-EXTRAS=${EXTRAS:-dev,browser,explore}
+# EXTRAS: dev (tests), browser (Playwright for tests/browser), explore (Voilà for the explorer page),
+# lecture (scoretutor export: nbclient/nbconvert)
+EXTRAS=${EXTRAS:-dev,browser,explore,lecture}
 echo "[setup] installing scoretutor[$EXTRAS] (editable)"
 "$PY" -m pip install --quiet -e ".[$EXTRAS]"
 "$PY" -c "import torch, scoretutor; print(f'[setup] scoretutor {scoretutor.__version__}, torch {torch.__version__}, device {scoretutor.get_device()}')"

@@ -1,12 +1,46 @@
 #!/usr/bin/env bash
-# Install (scripts/setup.sh), then run the unit tests and every notebook (nbmake) in fast mode.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k densities`.
+# Install (scripts/setup.sh), bring a Chromium for the browser tests, then run ruff, the unit tests, every
+# notebook (nbmake) and the browser tests in fast mode. Extra arguments go to pytest, e.g.
+# `bash scripts/test.sh -k densities`, or `bash scripts/test.sh -m "not browser"` to leave the browser out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source "${VENV:-.venv}/bin/activate"
 export SCORETUTOR_FAST=${SCORETUTOR_FAST:-1}
 export MPLBACKEND=Agg
+
+# The browser tests (tests/browser) drive a real Chromium: Debian's where apt-get exists, else Playwright's
+# own build. Found (or installed) here, before any test runs, or the run stops now with the command to use.
+find_chromium() {
+  if [ -n "${SCORETUTOR_CHROMIUM:-}" ]; then return 0; fi
+  if [ -x /usr/bin/chromium ]; then export SCORETUTOR_CHROMIUM=/usr/bin/chromium; return 0; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing Debian's chromium for the browser tests (apt-get)"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    if $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
+        && [ -x /usr/bin/chromium ]; then
+      export SCORETUTOR_CHROMIUM=/usr/bin/chromium; return 0
+    fi
+  fi
+  echo "[test] installing Playwright's Chromium for the browser tests"
+  if python -m playwright install chromium >/dev/null 2>&1; then
+    SCORETUTOR_CHROMIUM=$(python -c "from playwright.sync_api import sync_playwright as s; p = s().start(); \
+print(p.chromium.executable_path); p.stop()")
+    if [ -x "$SCORETUTOR_CHROMIUM" ]; then export SCORETUTOR_CHROMIUM; return 0; fi
+  fi
+  return 1
+}
+case " $* " in
+  *"not browser"*) ;;
+  *) if ! find_chromium; then
+       echo "[test] error: no Chromium for the browser tests. Install one with 'sudo apt-get install -y chromium'" \
+            "(Debian/Ubuntu) or '.venv/bin/python -m playwright install chromium', or leave them out:" \
+            "bash scripts/test.sh -m 'not browser'" >&2
+       exit 2
+     fi
+     echo "[test] browser tests use $SCORETUTOR_CHROMIUM" ;;
+esac
+
 echo "[test] ruff"
 ruff check .
 echo "[test] pytest: unit tests + notebooks (SCORETUTOR_FAST=$SCORETUTOR_FAST)"

@@ -8,6 +8,7 @@ and/or HTML handouts that work offline (:mod:`scoretutor.lecture.export`); ``lec
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
@@ -34,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from scoretutor.errors import UsageError
     from scoretutor.lecture.export import export_lecture, export_notebook, find_notebooks
 
+    needed = ("nbformat", "nbclient", "nbconvert", "jinja2")
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"export needs {', '.join(missing)}: pip install -e '.[lecture]'")
     mode = "full" if args.full else "fast"
     if args.format == "lecture":
         if args.notebooks:
