@@ -12,12 +12,15 @@ export MPLBACKEND=Agg
 # The browser tests (tests/browser) drive a real Chromium: Debian's where apt-get exists, else Playwright's
 # own build. Found (or installed) here, before any test runs, or the run stops now with the command to use.
 find_chromium() {
-  if [ -n "${SCORETUTOR_CHROMIUM:-}" ]; then return 0; fi
+  if [ -n "${SCORETUTOR_CHROMIUM:-}" ]; then
+    [ -x "$SCORETUTOR_CHROMIUM" ] && return 0
+    echo "[test] SCORETUTOR_CHROMIUM=$SCORETUTOR_CHROMIUM is not an executable file" >&2; return 1
+  fi
   if [ -x /usr/bin/chromium ]; then export SCORETUTOR_CHROMIUM=/usr/bin/chromium; return 0; fi
   if command -v apt-get >/dev/null 2>&1; then
     echo "[test] installing Debian's chromium for the browser tests (apt-get)"
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    if $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
+    if $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
         && [ -x /usr/bin/chromium ]; then
       export SCORETUTOR_CHROMIUM=/usr/bin/chromium; return 0
     fi
@@ -34,7 +37,7 @@ case " $* " in
   *"not browser"*) ;;
   *) if ! find_chromium; then
        echo "[test] error: no Chromium for the browser tests. Install one with 'sudo apt-get install -y chromium'" \
-            "(Debian/Ubuntu) or '.venv/bin/python -m playwright install chromium', or leave them out:" \
+            "(Debian/Ubuntu) or '${VENV:-.venv}/bin/python -m playwright install chromium', or leave them out:" \
             "bash scripts/test.sh -m 'not browser'" >&2
        exit 2
      fi

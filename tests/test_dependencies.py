@@ -1,5 +1,6 @@
 """What the package imports is declared: every third-party import in scoretutor/ names a distribution of
-pyproject's dependencies or optional extras, and the conda environment installs every extra."""
+pyproject's dependencies or optional extras (an extra's only inside the function that needs it, so that
+every module imports on the base dependencies), and the conda environment installs every extra."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml", "jupyter_core": "jupyter-core", "IPython": "ipython"}
-# imported by the notebooks' own machinery: ipython comes with ipykernel (dev and lecture extras)
-PROVIDED_BY = {"ipython": "ipykernel"}
+# distributions that come with a declared one rather than being declared themselves
+PROVIDED_BY = {"ipython": "ipywidgets"}  # ipywidgets requires ipython (IPython.display in the notebooks)
 
 
 def _normal(name: str) -> str:
@@ -33,32 +34,70 @@ def _declared() -> dict[str, set[str]]:
             for group, specs in groups.items()}
 
 
-def _imports() -> dict[str, set[str]]:
-    """Top-level module names imported anywhere in scoretutor/ -> the files importing them."""
+def _import_names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name.split(".")[0] for a in node.names]
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        return [node.module.split(".")[0]]
+    return []
+
+
+def _module_level(tree: ast.Module) -> list[ast.AST]:
+    """The statements run on import: the module body and the if/try/with/class blocks in it, not functions."""
+    found, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            todo.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+    return found
+
+
+def _imports(module_level_only: bool = False) -> dict[str, set[str]]:
+    """Top-level module names imported in scoretutor/ -> the files importing them (everywhere, or only the
+    imports that run when the module is imported)."""
     found: dict[str, set[str]] = {}
     for path in (ROOT / "scoretutor").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(ROOT)))
+        tree = ast.parse(path.read_text(), str(path))
+        for node in _module_level(tree) if module_level_only else ast.walk(tree):
+            for name in _import_names(node):
+                found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
     return found
+
+
+def _satisfied(module: str, declared: set[str]) -> bool:
+    dist = _normal(DISTRIBUTION.get(module, module))
+    return dist in declared or PROVIDED_BY.get(dist) in declared
+
+
+def _third_party(imports: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {m: f for m, f in imports.items()
+            if m not in sys.stdlib_module_names and m not in ("scoretutor", "__future__")}
 
 
 def test_every_third_party_import_is_declared():
     declared = set().union(*_declared().values())
     missing = {}
-    for module, files in _imports().items():
-        if module in sys.stdlib_module_names or module in ("scoretutor", "__future__"):
-            continue
-        dist = _normal(DISTRIBUTION.get(module, module))
-        if dist not in declared and PROVIDED_BY.get(dist) not in declared:
+    for module, files in _third_party(_imports()).items():
+        if not _satisfied(module, declared):
             missing[module] = sorted(files)
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_importing_any_module_needs_only_the_base_dependencies():
+    """An extra's package (nbclient, voila, ...) is imported inside the function that needs it, so that
+    `import scoretutor.X` works on a plain `pip install scoretutor` (the notebooks need nothing more)."""
+    base = _declared()["dependencies"]
+    eager = {m: sorted(f) for m, f in _third_party(_imports(module_level_only=True)).items()
+             if not _satisfied(m, base)}
+    assert not eager, f"imported at module level but only in an extra (import it in the function): {eager}"
+
+
+def test_the_checks_see_imports_inside_functions():
+    lazy = _third_party(_imports())
+    assert "nbclient" in lazy and "voila" in lazy  # imported in functions of the lecture tools
+    assert "nbclient" not in _imports(module_level_only=True)
+    assert "torch" in _imports(module_level_only=True)
 
 
 def test_the_lecture_tools_declare_what_they_import():

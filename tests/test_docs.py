@@ -31,15 +31,21 @@ def test_the_readme_is_short_and_points_into_docs():
 
 
 def test_the_package_table_names_every_module():
+    """Each top-level module has its own `scoretutor.X` cell; each module or data folder of a subpackage is
+    named (`name` or `name/`) in its subpackage's row. A new module without a README entry fails here."""
     readme = (ROOT / "README.md").read_text()
-    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `scoretutor"))
-    for path in sorted((ROOT / "scoretutor").rglob("*.py")):
-        parts = path.relative_to(ROOT / "scoretutor").with_suffix("").parts
-        if parts[-1] in ("__init__", "__main__") or parts[0] == "cli":
-            continue
+    rows = [line for line in readme.splitlines() if line.startswith("| `scoretutor")]
+    package = ROOT / "scoretutor"
+    entries = [p for p in package.rglob("*.py") if p.stem not in ("__init__", "__main__")]
+    entries += [d for d in package.glob("*/*") if d.is_dir() and d.name != "__pycache__"]
+    assert len(entries) > 20
+    for path in sorted(entries):
+        parts = path.relative_to(package).with_suffix("").parts
         if len(parts) == 1:
-            assert f"`scoretutor.{parts[0]}`" in table, f"README's package table misses scoretutor.{parts[0]}"
-        else:  # a module in a subpackage: named in its folder's row
-            row = next((line for line in table.splitlines() if f"`scoretutor.{parts[0]}`" in line), "")
-            name = "scoretutor." + ".".join(parts)
-            assert f"`{parts[1]}`" in row or f"`{parts[1]}/`" in row, f"README's package table misses {name}"
+            assert any(f"`scoretutor.{parts[0]}`" in row for row in rows), \
+                f"README's package table misses scoretutor.{parts[0]}"
+            continue
+        row = next((row for row in rows if row.startswith(f"| `scoretutor.{parts[0]}`")), "")
+        assert row, f"README's package table has no row for scoretutor.{parts[0]}"
+        name = "scoretutor." + ".".join(parts)
+        assert f"`{parts[1]}`" in row or f"`{parts[1]}/`" in row, f"README's package table misses {name}"

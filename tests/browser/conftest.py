@@ -1,7 +1,8 @@
 """Fixtures for the real-browser tests: Debian's Chromium through Playwright, one JupyterLab server.
 
 Missing Chromium or Playwright is a test FAILURE with the command that installs it, never a skip
-(`.ci/run` installs both). Deselect these tests locally with ``-m "not browser"``.
+(`scripts/test.sh` brings both). The browser: ``$SCORETUTOR_CHROMIUM``, else Debian's /usr/bin/chromium,
+else Playwright's own (``python -m playwright install chromium``). Deselect them with ``-m "not browser"``.
 Screenshots of failing pages go to ``$SCORETUTOR_BROWSER_ARTIFACTS`` (default
 ``browser-artifacts/`` in the checkout); its path is printed in the test summary.
 """
@@ -56,12 +57,15 @@ def browser():
     except ImportError:
         pytest.fail("Playwright is not installed: pip install -e '.[browser]' (the browser tests need it; "
                     "deselect them with -m 'not browser')", pytrace=False)
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (or set "
-                    f"SCORETUTOR_CHROMIUM to a Chromium binary; deselect with -m 'not browser')",
-                    pytrace=False)
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+        chromium = CHROMIUM
+        if "SCORETUTOR_CHROMIUM" not in os.environ and not chromium.exists():
+            chromium = Path(pw.chromium.executable_path)  # Playwright's own, if it was installed
+        if not chromium.exists():
+            pytest.fail(f"Chromium not found at {chromium}: apt-get install -y chromium, or "
+                        f"python -m playwright install chromium (or set SCORETUTOR_CHROMIUM to a Chromium "
+                        f"binary; deselect with -m 'not browser')", pytrace=False)
+        b = pw.chromium.launch(executable_path=str(chromium), headless=True,
                                args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             yield b

@@ -82,7 +82,7 @@ def test_lecture_deck_opens_offline_with_a_slide_per_stop_and_speaker_notes(page
     assert all(f"{s.minutes} min" in notes.nth(k).inner_text() for k, s in enumerate(ROUTE))
     assert page.locator("mjx-container").count() > 0, "no formula was typeset by MathJax"
     assert page.locator(".reveal img").count() >= 10, "the route's figures and explorer frames are missing"
-    assert page.get_by_text("Switch to JupyterLab").count() == sum(1 for s in ROUTE if s.live)
+    assert page.locator(".reveal section p", has_text="▶ Live:").count() == sum(1 for s in ROUTE if s.live)
     heading = page.locator(".reveal h2").first
     assert heading.evaluate("h => getComputedStyle(h).textTransform") == "none", "ε must not become Ε"
     assert not attempted, f"the page tried to load from the network: {attempted}"
