@@ -4,6 +4,8 @@
     python benchmarks/bench_mnist.py --threads 1      # a busy 2-core CPU: 1 thread avoids OpenMP stalls
     python benchmarks/bench_mnist.py --quality 1000   # + the quality table of 1,000 samples (slow on a CPU)
     python benchmarks/bench_mnist.py --compile        # + training speed of both under torch.compile
+    python benchmarks/bench_mnist.py --precision-only --threads 1 --precision-steps 6 --precision-levels 4
+                                                      # only the fp32/bf16 table (5), short
 
 1. Training images/s at batch 64 (forward, DSM loss, backward, Adam step) for scoretutor's ScoreUNet
    (the shipped architecture) and the reference ScoreNet of the score-SDE tutorial
@@ -17,15 +19,23 @@
    the slider settings visited), the time until the background thread has every setting, and a
    slider move after that. Target: ≤ 200 ms.
 4. With ``--quality N``: the quality table of N samples from the shipped checkpoint, both samplers.
+5. fp32 beside bf16 autocast (``--precision``), measured in alternating rounds in one process: training
+   images/s at batch 64 (``--precision-steps`` steps each, default 24), one call of the shipped network on
+   64 digits, 64 samples end to end (predictor–corrector, ``--precision-levels`` levels, default the full
+   95). On a device without bf16 units bf16 is forced (``torch.autocast`` directly) and labelled emulated.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -33,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_scorenet import ReferenceScoreNet  # noqa: E402
 
 from scoretutor import mnist  # noqa: E402
-from scoretutor.device import get_device, make_generator  # noqa: E402
-from scoretutor.losses import continuous_ncsn_loss  # noqa: E402
+from scoretutor.device import bf16_supported, cpu_description, get_device, make_generator  # noqa: E402
+from scoretutor.losses import continuous_ncsn_loss, unit_output_weighting  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -78,17 +88,129 @@ def sampling_time(draw, model, n: int = 64) -> float:
     return time.perf_counter() - t0
 
 
+def cpu_kind() -> str:
+    """lscpu's model name (with family/model) beside what torch reports (kernels, bf16 units)."""
+    fields = {}
+    if shutil.which("lscpu"):
+        with contextlib.suppress(Exception):
+            text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+            for line in text.splitlines():
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    name = fields.get("Model name")
+    if name and "CPU family" in fields:
+        name += f" (family {fields['CPU family']}, model {fields.get('Model', '?')})"
+    flags = fields.get("Flags", "").split()
+    bf16_flags = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    torch_says = cpu_description()
+    return f"{name or torch_says}; torch: {torch_says}" + (
+        f"; lscpu flags: {', '.join(bf16_flags) or 'no avx512f/avx512_bf16/amx_bf16'}" if flags else "")
+
+
+def precision_comparison(device: torch.device, steps: int = 24, levels: int | None = None,
+                         rounds: int = 2, calls: int = 3) -> None:
+    """fp32 beside bf16 autocast, alternating in one process (so a busy machine slows both alike)."""
+    native = bf16_supported(device)
+    where = "this CPU" if device.type == "cpu" else str(device)
+    bf16 = "bf16" if native else f"bf16 (not supported by {where}: emulated)"
+    modes = {"fp32": lambda: contextlib.nullcontext(),
+             bf16: lambda: torch.autocast(device.type, dtype=torch.bfloat16)}
+    print(f"\nfp32 vs bf16 autocast on {device}: {cpu_kind() if device.type == 'cpu' else device}")
+
+    # 1. training images/s, batch 64: the loss under autocast as fit() computes it, backward and Adam outside
+    batch, x = 64, torch.rand(64, 1, 28, 28, generator=make_generator(0)).round().to(device)
+    nets, opts, gens = {}, {}, {}
+    for k in modes:
+        torch.manual_seed(0)
+        nets[k] = mnist.make_model().to(device)
+        opts[k] = torch.optim.Adam(nets[k].parameters(), 2e-3)
+        gens[k] = make_generator(1, device)
+    weighting = unit_output_weighting(nets["fp32"].sigma_data)
+
+    def train_step(k):
+        with modes[k]():
+            loss = continuous_ncsn_loss(nets[k], x, 0.01, 16.0, weighting=weighting, generator=gens[k])
+        opts[k].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[k].step()
+
+    per_round = max(1, steps // rounds)
+    rates = {k: [] for k in modes}
+    for k in modes:
+        train_step(k)  # warm-up
+    for _ in range(rounds):
+        for k in modes:
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(per_round):
+                train_step(k)
+            _sync(device)
+            rates[k].append(per_round * batch / (time.perf_counter() - t0))
+
+    # 2. one call of the shipped network on 64 digits (σ = 0.5), best of ``calls`` per round
+    model, card = mnist.load_pretrained(device=device)
+    digits = torch.rand(64, 1, 28, 28, generator=make_generator(2)).to(device)
+    call_s = {k: [] for k in modes}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for k in modes:
+                for _ in range(calls):
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    with modes[k]():
+                        model(digits, 0.5)
+                    _sync(device)
+                    call_s[k].append(time.perf_counter() - t0)
+
+    # 3. 64 samples end to end (predictor–corrector); bf16 forced where the device has no bf16 units
+    n_levels = levels or mnist.pc_steps(card)
+    n_calls = n_levels * (1 + mnist.PC_CORRECTORS)
+    sample_s = {}
+    forced = contextlib.nullcontext() if native else mock.patch("scoretutor.device.bf16_supported",
+                                                               return_value=True)
+    with forced:
+        for k in modes:
+            _sync(device)
+            t0 = time.perf_counter()
+            mnist.sample_pc(model, 64, card, seed=0, n_steps=n_levels, progress=False,
+                            precision="fp32" if k == "fp32" else "bf16")
+            _sync(device)
+            sample_s[k] = time.perf_counter() - t0
+
+    train = {k: statistics.median(v) for k, v in rates.items()}
+    call = {k: min(v) for k, v in call_s.items()}
+    width = max(len(k) for k in modes)
+    print(f"  {'':{width}s}  {'training (img/s)':>17s}  {'1 call, 64 digits':>17s}  "
+          f"{f'64 samples, {n_calls} calls':>24s}")
+    for k in modes:
+        print(f"  {k:{width}s}  {train[k]:17.0f}  {call[k] * 1e3:14.0f} ms  {sample_s[k]:22.1f} s")
+    f, b = "fp32", bf16
+    print(f"  {'bf16 / fp32 speed':{width}s}  {train[b] / train[f]:16.2f}x  {call[f] / call[b]:16.2f}x  "
+          f"{sample_s[f] / sample_s[b]:23.2f}x")
+    full = mnist.pc_steps(card) * (1 + mnist.PC_CORRECTORS)
+    note = f", the default schedule makes {full} calls" if n_calls != full else ""
+    print(f"  (training: median of {rounds} rounds of {per_round} steps each; a call: best of "
+          f"{rounds * calls}; samples: one run each, {n_levels} levels{note})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time training under torch.compile")
     parser.add_argument("--quality", type=int, default=0, help="samples for the quality table (0: skip)")
+    parser.add_argument("--precision-only", action="store_true", help="only the fp32 vs bf16 table")
+    parser.add_argument("--precision-steps", type=int, default=24, help="training steps per precision")
+    parser.add_argument("--precision-levels", type=int, default=None,
+                        help="predictor-corrector levels for the 64 samples (default: the full 95)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = get_device()
     print(f"device {device}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
+    if args.precision_only:
+        precision_comparison(device, steps=args.precision_steps, levels=args.precision_levels)
+        return
     torch.manual_seed(0)
     models = {"ScoreUNet (scoretutor)": mnist.make_model().to(device),
               "ScoreNet (tutorial reference)": ReferenceScoreNet().to(device)}
@@ -143,6 +265,8 @@ def main() -> None:
     print(f"\nexplorer (8 images, 20 levels): a frame computes in {median_ms:.0f} ms (median; max "
           f"{max_ms:.0f} ms); all {len(explorer.cache)} settings ready {ready_s:.1f} s after it appears; "
           f"then a slider move takes {move_ms[0]:.0f} ms (median; max {move_ms[1]:.0f} ms)")
+
+    precision_comparison(device, steps=args.precision_steps, levels=args.precision_levels)
 
     if args.quality:
         from scoretutor.mnist.quality import format_quality_comparison, mnist_quality

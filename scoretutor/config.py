@@ -12,6 +12,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 FAST_ENV = "SCORETUTOR_FAST"
+PROGRESS_ENV = "SCORETUTOR_PROGRESS"  # "0": no progress bars at all (exports)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -30,7 +31,14 @@ def fast_mode() -> bool:
 
 
 def show_progress(progress: bool | None = None) -> bool:
-    """Whether long loops show a tqdm bar: ``progress`` if given, else on unless fast mode or CI."""
+    """Whether long loops show a tqdm bar. Bars are for live, long work only:
+
+    - ``SCORETUTOR_PROGRESS=0`` (set by ``scoretutor export`` for the kernels it starts, so no
+      handout or slide shows a bar) turns every bar off, even where ``progress=True``;
+    - otherwise ``progress`` if given, else on unless fast mode or CI.
+    """
+    if os.environ.get(PROGRESS_ENV, "").strip().lower() in _FALSE - {""}:
+        return False
     if progress is not None:
         return bool(progress)
     on_ci = os.environ.get("CI", "").strip().lower() not in _FALSE

@@ -9,8 +9,11 @@ K → ∞. At finite ε the unadjusted chain is biased (for a Gaussian target N(
 variance is 2ε / (1 − (1 − ε/σ²)²) instead of σ², :func:`ula_stationary_variance`); a Metropolis
 correction (MALA) removes that bias when log p is known up to a constant.
 
-Annealed Langevin (Song & Ermon 2019, Alg. 1) runs T = ``n_steps_each`` steps at each noise level
-σ_1 > … > σ_L with the step size α_i = ε·σ_i²/σ_L² and the noise-conditional score s(x, σ_i).
+Annealed Langevin (Song & Ermon 2019, Alg. 1) runs T = ``n_steps_each`` steps at each noise level,
+from the largest to the smallest, with the noise-conditional score s(x, σ_i) and the step size
+α_i = ε·σ_i²/σ_1². Numbering as in the lecture deck: σ_1 < … < σ_L, so σ_1 = σ_min (the last level,
+where α = ε) and σ_L = σ_max (the first); the 2019 paper numbers them the other way round. In code,
+``sigmas`` lists the levels in the order the sampler visits them, largest first.
 
 Every sampler returns a :class:`SamplerOutput` (x, trajectory, acceptance, n_score_evals) and works
 on any tensor shape (2-D points (N, d) and images (N, C, H, W) alike), on the
@@ -177,7 +180,7 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x0: Tensor, step_size: float,
 
 
 def step_sizes(sigmas: Sequence[float] | Tensor, step_size: float) -> list[float]:
-    """The annealed schedule α_i = ε·σ_i²/σ_L² (so the last level uses α_L = ε)."""
+    """The annealed schedule α_i = ε·σ_i²/σ_1², σ_1 the smallest level (``sigmas[-1]``, which uses α = ε)."""
     sigmas = checks.sigmas(sigmas)
     step_size = positive(step_size, "step_size")
     return [step_size * sigma**2 / sigmas[-1] ** 2 for sigma in sigmas]
@@ -192,22 +195,23 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
                       progress: bool | None = None) -> SamplerOutput:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
-    For i = 1 … L (σ_1 > … > σ_L) with α_i = ε·σ_i²/σ_L², run T = ``n_steps_each`` steps
+    For i = L, L − 1, …, 1 (the deck's numbering σ_1 < … < σ_L: largest level first) with
+    α_i = ε·σ_i²/σ_1², run T = ``n_steps_each`` steps
 
         x ← x + α_i·s(x, σ_i) + √(2α_i)·z,
 
-    then, if ``denoise_last``, one noise-free step x ← x + σ_L²·s(x, σ_L) (Tweedie's formula:
-    the posterior mean E[x_clean | x] for x ~ p_{σ_L}).
+    then, if ``denoise_last``, one noise-free step x ← x + σ_1²·s(x, σ_1) (Tweedie's formula:
+    the posterior mean E[x_clean | x] for x ~ p_{σ_1}).
 
     Args:
         score_fn: s(x, σ) with σ a Python float, returns a tensor shaped like x.
-        sigmas: the noise levels, strictly decreasing and positive.
+        sigmas: the noise levels in visiting order, σ_L = σ_max first: strictly decreasing and positive.
         step_size: ε > 0, the step size at the last (smallest) level.
         n_steps_each: T >= 0 steps per level.
         return_trajectory: keep x_0 and every k-th iterate (global step count over all
             levels) and always the final result, stacked to (n_saved, *x0.shape).
         callback: ``callback(level, t, x, sigma, alpha)`` after each step, level = 0 … L − 1,
-            t = 1 … T (the final denoising step is reported as t = T + 1 with alpha = σ_L²).
+            t = 1 … T (the final denoising step is reported as t = T + 1 with alpha = σ_1²).
         progress: show a tqdm bar (None: on unless fast mode or CI).
 
     Returns:
@@ -241,7 +245,7 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x0: Tensor,
     if denoise_last:
         x = x + sig[-1] ** 2 * _score(score_fn, x, sig[-1])
         step += 1
-        _check_finite(x, f"in the final denoising step (σ_L={sig[-1]:.3g})", T + 1, L - 1, sig[-1] ** 2,
+        _check_finite(x, f"in the final denoising step (σ_min={sig[-1]:.3g})", T + 1, L - 1, sig[-1] ** 2,
                       alphas[-1])
         if callback is not None:
             callback(L - 1, T + 1, x, sig[-1], sig[-1] ** 2)

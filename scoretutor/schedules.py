@@ -1,21 +1,27 @@
-"""Noise schedules σ_1 > σ_2 > … > σ_L and the NCSNv2 rules for choosing them.
+"""Noise schedules σ_1 < σ_2 < … < σ_L and the NCSNv2 rules for choosing them.
+
+Numbering as in the lecture deck and Song's 2021 essay: levels from small to large, σ_1 = σ_min
+the smallest and σ_L = σ_max the largest (the 2019 paper and NCSNv2 number them the other way
+round). Annealed Langevin visits σ_L first and σ_1 last. In code the levels are ``sigma_max``,
+``sigma_min`` and ``sigmas`` in the order a sampler visits them (largest first).
 
 Song & Ermon (2019) perturb the data with a geometric sequence of noise levels; Song & Ermon
 (2020, "Improved Techniques for Training Score-Based Generative Models", NCSNv2) give rules of
 thumb for its three knobs and for the sampler's step size:
 
-- Technique 1 (``sigma_max_from_data``): σ_1 ≈ the largest pairwise Euclidean distance in the
-  training data, so that p_{σ_1} is (nearly) one broad blob and Langevin can reach every mode.
+- Technique 1 (``sigma_max_from_data``): σ_L = σ_max ≈ the largest pairwise Euclidean distance in
+  the training data, so that p_{σ_L} is (nearly) one broad blob and Langevin can reach every mode.
 - Technique 2 (``shell_overlap``, ``ncsnv2_gamma``, ``num_levels``): a sample of N(0, σ²I_D)
-  lies on a thin shell ‖x‖ ≈ N(√D σ, σ²/2). Choose the ratio γ = σ_{i−1}/σ_i so that p_{σ_i}
-  puts about half of its mass in the 3-std shell of p_{σ_{i−1}}:
+  lies on a thin shell ‖x‖ ≈ N(√D σ, σ²/2). Choose the ratio γ = σ_{i+1}/σ_i of adjacent levels
+  so that p_{σ_i} puts about half of its mass in the 3-std shell of the next larger level p_{σ_{i+1}}:
       Φ(√(2D)(γ−1) + 3γ) − Φ(√(2D)(γ−1) − 3γ) ≈ 0.5,
-  then L = 1 + ⌈log(σ_1/σ_L)/log γ⌉.
+  then L = 1 + ⌈log(σ_max/σ_min)/log γ⌉. For D <= 4 the shell reaches down to ‖x‖ = 0 and the
+  rule says nothing (see ``ncsnv2_gamma``).
 - Technique 4 (``langevin_variance_ratio``, ``ncsnv2_step_size``): for data concentrated at
-  one point, T steps of Langevin at level σ_i with α_i = ε σ_i²/σ_L², started from N(0, σ_{i−1}²),
-  give x_T ~ N(0, s_T²) with
-      s_T²/σ_i² = (1 − ε/σ_L²)^{2T} (γ² − 2ε/(σ_L² − σ_L²(1 − ε/σ_L²)²))
-                  + 2ε/(σ_L² − σ_L²(1 − ε/σ_L²)²);
+  one point, T steps of Langevin at level σ_i with α_i = ε σ_i²/σ_1² (σ_1 = σ_min), started from
+  N(0, σ_{i+1}²), give x_T ~ N(0, s_T²) with
+      s_T²/σ_i² = (1 − ε/σ_1²)^{2T} (γ² − 2ε/(σ_1² − σ_1²(1 − ε/σ_1²)²))
+                  + 2ε/(σ_1² − σ_1²(1 − ε/σ_1²)²);
   choose T as large as the budget allows and ε so that this ratio is as close to 1 as possible.
 """
 
@@ -40,9 +46,11 @@ def _normal_cdf(z: float) -> float:
 # -- the schedule itself ---------------------------------------------------------------------
 def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype: torch.dtype | None = None,
                      device=None) -> Tensor:
-    """σ_i = σ_max (σ_min/σ_max)^{(i−1)/(n−1)}, i = 1…n: decreasing, with both endpoints exact.
+    """n geometric levels from σ_max down to σ_min, in the order a sampler visits them (largest
+    first): element k is σ_max (σ_min/σ_max)^{k/(n−1)}, k = 0…n−1, both endpoints exact. In the
+    deck's numbering that is σ_L, …, σ_1 (σ_1 = σ_min the smallest).
 
-    A geometric sequence keeps the ratio γ = σ_{i−1}/σ_i = (σ_max/σ_min)^{1/(n−1)} constant.
+    A geometric sequence keeps the ratio γ = σ_{i+1}/σ_i = (σ_max/σ_min)^{1/(n−1)} constant.
     ``n = 1`` gives the single level σ_max.
     """
     sigma_max = positive(sigma_max, "sigma_max")
@@ -61,7 +69,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int, dtype: torch.dt
 # -- Technique 1 -----------------------------------------------------------------------------
 def sigma_max_from_data(x: Tensor, max_points: int | None = 4096,
                         generator: torch.Generator | None = None) -> float:
-    """Technique 1: σ_1 = max_{j,k} ‖x_j − x_k‖₂ over the training set (flattened per example).
+    """Technique 1: σ_max (σ_L) = max_{j,k} ‖x_j − x_k‖₂ over the training set (flattened per example).
 
     With more than ``max_points`` examples, a random subset of that size is used (the exact
     maximum costs O(N²) memory); pass ``max_points=None`` for the exact value on all data.
@@ -85,13 +93,15 @@ def sigma_max_from_data(x: Tensor, max_points: int | None = 4096,
 
 # -- Technique 2 -----------------------------------------------------------------------------
 def shell_overlap(gamma: float, dim: int, exact: bool = False) -> float:
-    """P(‖x‖ ∈ 3-std shell of p_{σ_{i−1}}) for x ~ N(0, σ_i² I_D), with γ = σ_{i−1}/σ_i.
+    """P(‖x‖ ∈ 3-std shell of p_{σ_{i+1}}) for x ~ N(0, σ_i² I_D), with γ = σ_{i+1}/σ_i > 1: how much
+    of a level's mass lies in the shell of the next larger level.
 
     The shell of N(0, σ²I_D) is [√D σ − 3σ/√2, √D σ + 3σ/√2] (‖x‖ ≈ N(√D σ, σ²/2) for large D).
     With that normal approximation the probability is the NCSNv2 expression
         Φ(√(2D)(γ−1) + 3γ) − Φ(√(2D)(γ−1) − 3γ).
     ``exact=True`` uses ‖x‖²/σ_i² ~ χ²_D instead: P = F_{χ²_D}(r₊²) − F_{χ²_D}(r₋²) with
-    r_± = γ(√D ± 3/√2) (r₋ clipped at 0), which is also right in low dimension.
+    r_± = γ(√D ± 3/√2) (r₋ clipped at 0). That is the right probability in any dimension, but for
+    D <= 4 the "shell" is a ball around the origin (√D − 3/√2 < 0), so it measures no overlap of shells.
     """
     gamma = positive(gamma, "gamma")
     dim = count(dim, "dim", 1)
@@ -109,9 +119,10 @@ def ncsnv2_gamma(dim: int, target: float = 0.5, tol: float = 1e-12) -> float:
     """Technique 2: the smallest γ > 1 with Φ(√(2D)(γ−1) + 3γ) − Φ(√(2D)(γ−1) − 3γ) = target.
 
     At γ = 1 the overlap is Φ(3) − Φ(−3) ≈ 0.997; it falls towards 0 as γ grows only when
-    √(2D) > 3, i.e. D >= 5. For D <= 4 the lower edge of the shell sits at ‖x‖ < 0, every
-    ratio keeps most of the mass inside it, and the rule gives no answer (ValueError): in low
-    dimension adjacent levels always overlap, and L is set by the sampling budget instead.
+    √(2D) > 3, i.e. D >= 5. For D <= 4 the lower edge of the shell sits at ‖x‖ < 0: the "shell"
+    is a ball around the origin that holds most of the smaller level's mass for every ratio, so
+    the criterion says nothing about how much adjacent levels overlap, and the rule gives no answer
+    (ValueError); L is then set by the sampling budget instead.
     """
     dim = count(dim, "dim", 1)
     target = float(target)
@@ -134,7 +145,7 @@ def ncsnv2_gamma(dim: int, target: float = 0.5, tol: float = 1e-12) -> float:
 
 
 def num_levels(sigma_max: float, sigma_min: float, gamma: float) -> int:
-    """L = 1 + ⌈log(σ_1/σ_L) / log γ⌉: the fewest geometric levels with ratio at most γ."""
+    """L = 1 + ⌈log(σ_max/σ_min) / log γ⌉: the fewest geometric levels with ratio at most γ."""
     sigma_max, sigma_min, gamma = (positive(v, n) for v, n in
                                    ((sigma_max, "sigma_max"), (sigma_min, "sigma_min"), (gamma, "gamma")))
     if not sigma_min < sigma_max:
@@ -147,13 +158,14 @@ def num_levels(sigma_max: float, sigma_min: float, gamma: float) -> int:
 
 # -- Technique 4 -----------------------------------------------------------------------------
 def langevin_variance_ratio(step_size: float, n_steps: int, gamma: float, sigma_min: float) -> float:
-    """s_T²/σ_i² after T Langevin steps at level σ_i, α_i = ε σ_i²/σ_L², started at N(0, σ_{i−1}²).
+    """s_T²/σ_i² after T Langevin steps at level σ_i, α_i = ε σ_i²/σ_1², started at N(0, σ_{i+1}²).
 
-    For data at a single point, p_{σ_i} = N(0, σ_i²) and the update x ← x + α(−x/σ_i²) + √(2α) z
-    is x ← a x + √(2α) z with a = 1 − α/σ_i² = 1 − ε/σ_L². The variance obeys v ← a² v + 2α, whose
-    fixed point is v* = 2α/(1 − a²) (ULA's stationary variance); so v_T = a^{2T}(v_0 − v*) + v* and,
-    dividing by σ_i² (v*/σ_i² depends on ε/σ_L² only, so it equals v*(ε, σ_L)/σ_L²),
-        s_T²/σ_i² = a^{2T} (γ² − 2ε/(σ_L² − σ_L² a²)) + 2ε/(σ_L² − σ_L² a²).
+    σ_1 = ``sigma_min`` is the smallest level and γ = σ_{i+1}/σ_i. For data at a single point,
+    p_{σ_i} = N(0, σ_i²) and the update x ← x + α(−x/σ_i²) + √(2α) z is x ← a x + √(2α) z with
+    a = 1 − α/σ_i² = 1 − ε/σ_1². The variance obeys v ← a² v + 2α, whose fixed point is
+    v* = 2α/(1 − a²) (ULA's stationary variance); so v_T = a^{2T}(v_0 − v*) + v* and, dividing by
+    σ_i² (v*/σ_i² depends on ε/σ_1² only, so it equals v*(ε, σ_1)/σ_1²),
+        s_T²/σ_i² = a^{2T} (γ² − 2ε/(σ_1² − σ_1² a²)) + 2ε/(σ_1² − σ_1² a²).
     """
     step_size = positive(step_size, "step_size")
     n_steps = count(n_steps, "n_steps", 1)
@@ -161,17 +173,18 @@ def langevin_variance_ratio(step_size: float, n_steps: int, gamma: float, sigma_
     sigma_min = positive(sigma_min, "sigma_min")
     s2 = sigma_min**2
     if not step_size < 2 * s2:
-        raise ValueError(f"step_size={step_size} makes the recursion unstable: need 0 < step_size < 2 σ_L² "
+        raise ValueError(f"step_size={step_size} makes the recursion unstable: need 0 < step_size < 2 σ_min² "
                          f"= {2 * s2:.4g}")
     a = 1.0 - step_size / s2
-    stationary = 2 * (step_size / s2) / (1 - a * a)  # v*/σ_i² = 2u/(1 − a²), u = ε/σ_L²
+    stationary = 2 * (step_size / s2) / (1 - a * a)  # v*/σ_i² = 2u/(1 − a²), u = ε/σ_1²
     return a ** (2 * n_steps) * (gamma**2 - stationary) + stationary
 
 
 def ncsnv2_step_size(n_steps: int, gamma: float, sigma_min: float) -> float:
-    """Technique 4: the ε in (0, σ_L²] that brings ``langevin_variance_ratio`` closest to 1.
+    """Technique 4: the ε in (0, σ_1²] (σ_1 = ``sigma_min``) that brings ``langevin_variance_ratio``
+    closest to 1.
 
-    The ratio only depends on u = ε/σ_L², and for γ > 1 it is always above 1 (between γ²-ish
+    The ratio only depends on u = ε/σ_1², and for γ > 1 it is always above 1 (between γ²-ish
     for tiny ε and the stationary 2/(2 − u) for large ε), so "closest to 1" is its minimum.
     Found by a log-spaced grid over u ∈ [1e-8, 1] refined with golden-section search.
     """

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from scoretutor.checks import count
 from scoretutor.config import show_progress
-from scoretutor.device import autocast, get_device, make_generator
+from scoretutor.device import autocast, get_device, make_generator, resolve_precision
 from scoretutor.files import atomic_write, cache_dir
 from scoretutor.losses import ncsn_loss
 from scoretutor.models import StackedScoreMLP
@@ -55,7 +55,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
         lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None,
         progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int = 500, grad_clip: float | None = None, weight_decay: float = 0.0,
-        desc: str = "training", mixed_precision: bool = False, ema: nn.Module | None = None,
+        desc: str = "training", mixed_precision: bool | str = False, ema: nn.Module | None = None,
         on_checkpoint: Callable[[int], None] | None = None, time_limit_s: float | None = None,
         lr_factor: Callable[[int], float] | None = None, compile: bool = False,
         stop: Callable[[], bool] | None = None) -> list[float]:
@@ -64,10 +64,14 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     Args:
         data: an (N, ...) tensor to draw batches from (with replacement), or a callable
             ``(n, generator) -> batch`` such as ``GaussianMixture.sample``.
-        progress: show a tqdm bar; None = on unless fast mode or CI.
+        progress: show a tqdm bar; None = on unless fast mode or CI (``config.show_progress``).
+            Never when every step is already done (a finished run loaded from its checkpoint).
         checkpoint_path: save/resume file (see module docstring).
         grad_clip: clip the global gradient norm to this value (None = no clipping).
-        mixed_precision: compute the loss under bf16 autocast — on CUDA only; elsewhere it is ignored.
+        mixed_precision: the precision the loss is computed in: ``"auto"``, ``"bf16"`` or ``"fp32"``
+            (:func:`~scoretutor.device.resolve_precision` on ``device``; bf16 = bf16 autocast, with the
+            parameters, gradients, optimiser state and EMA in fp32); True = ``SCORETUTOR_PRECISION``,
+            else auto; False = fp32.
         ema: an exponential moving average of the weights, θ̄ ← β θ̄ + (1 − β) θ after every step,
             e.g. ``AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(β))``
             (``torch.optim.swa_utils``); it is updated, saved in the checkpoint and resumed with it.
@@ -89,6 +93,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
     device = torch.device(device) if device is not None else get_device()
+    requested = None if mixed_precision is True else "fp32" if mixed_precision is False else mixed_precision
+    precision = resolve_precision(requested, device)
     model.to(device)
     if ema is not None:
         ema.to(device)
@@ -125,7 +131,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
 
     start = len(history)
     forward = torch.compile(model) if compile else model
-    show = show_progress(progress)
+    show = show_progress(progress) and start < n_steps  # a finished run loaded from its checkpoint: no bar
     model.train()
     step_start_state = None
     bar = tqdm(range(start, n_steps), desc=desc, disable=not show, initial=start, total=n_steps)
@@ -143,7 +149,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
                 for group in opt.param_groups:
                     group["lr"] = lr * lr_factor(step)
             batch = draw(batch_size, generator)
-            with autocast(device, enabled=mixed_precision):
+            with autocast(device, precision):
                 loss = loss_fn(forward, batch, generator)
             value = loss.item()  # the one host sync per step
             if not math.isfinite(value):

@@ -33,10 +33,14 @@ def test_invalid_device_value(monkeypatch, value):
         device.get_device()
 
 
-def test_autocast_is_a_no_op_off_cuda():
-    with device.autocast("cpu"):
+def test_autocast_follows_the_resolved_precision():
+    with device.autocast("cpu", "fp32"):  # fp32: a no-op on any machine
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+    with device.autocast("cpu"):  # auto: bf16 exactly where this CPU has bf16 units
+        y = torch.ones(2, 2) @ torch.ones(2, 2)
+    expected = torch.bfloat16 if device.bf16_supported(torch.device("cpu")) else torch.float32
+    assert y.dtype == expected
 
 
 def test_make_generator_is_seeded():

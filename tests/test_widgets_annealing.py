@@ -92,6 +92,11 @@ def test_annealing_explorer_readouts_with_exact_scores():
     # (mean 0.65, sd 0.3 over 10 seeds): a weight error δ moves mass δ across the 14-unit gap. The
     # explorer's samples gave 0.56–1.19 over seeds 0–4, the uniform start 4.4: "on the data" is < 2.
     assert ex.quality["sliced_wasserstein"] < 2.0
+    # notebook 04 §5: "a small σ_max (little annealing: the weights go wrong again)". σ_max = 2 (σ_min = 1)
+    # leaves the particles where the uniform start put them: the (−5,−5) share was 0.41–0.43 over seeds 0–2,
+    # an error ½Σ|f − w| of 0.21–0.23; 0.15 is 4 binomial standard errors (0.014) below the smallest.
+    ex.update(sigma_max=2.0)
+    assert "σ 2→1" in ex.status_text and ex.quality["mode_weight_error"] > 0.15
 
 
 def test_annealing_explorer_updates_and_reports_bad_settings():

@@ -108,3 +108,23 @@ def test_explorer_base_contract():
         Explorer({"a": widgets.FloatSlider()})
     with pytest.raises(NotImplementedError):
         Explorer({"a": widgets.FloatSlider()}, figure=new_figure()[0])
+
+
+def test_mode_fractions_stay_put_as_k_grows():
+    # notebook 03 §6: "raise K and watch the mode fractions in the status line stay put". Uniform starts on
+    # [−8, 8]² split about half and half between the basins, and no particle crosses the 23–25-nat barrier
+    # (e^24 time units ≈ 10^11 steps at ε = 0.1), so the (−5,−5) share stays ≈ 0.5, not the true 0.2,
+    # at K = 200 and at K = 1000 alike (1000 particles: standard error 0.016).
+    from scoretutor.densities import ncsn_mixture
+    from scoretutor.metrics import mode_fractions
+
+    mix = ncsn_mixture()
+    ex = LangevinExplorer(mix, lim=8.0, init="uniform", step_size=0.1, n_steps=200, n_particles=1000,
+                          grid_n=20, dpi=30)
+    shares = {}
+    for k in (200, 1000):
+        ex.update(n_steps=k)
+        shares[k] = mode_fractions(ex.samples, mix).fractions[0].item()
+        assert "nearest-mode fractions" in ex.status_text and "target 0.20, 0.80" in ex.status_text
+    assert all(s > 0.35 for s in shares.values()), shares
+    assert abs(shares[1000] - shares[200]) < 0.03, shares  # the same particles, each kept in its basin

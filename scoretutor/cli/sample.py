@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images sampled at once (default 500)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: best available)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                        help="precision of the network: auto (default, or SCORETUTOR_PRECISION) = bf16 "
+                             "autocast on CUDA GPUs with bf16 and CPUs with AMX or AVX-512 BF16, else fp32")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,24 +54,26 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from scoretutor import mnist
-    from scoretutor.device import get_device
+    from scoretutor.device import get_device, resolve_precision
     from scoretutor.files import atomic_write
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = get_device(args.device)
+    precision = resolve_precision(args.precision, device)
     model, card = mnist.load_pretrained(args.checkpoint, device=device)
     if args.sampler == "langevin":
         overrides = {k: v for k, v in (("n_steps_each", args.steps_each), ("step_size", args.step_size))
                      if v is not None}
         settings = mnist.default_settings(card, **overrides)
-        draw = lambda m, seed: mnist.sample(model, m, settings, seed=seed)
+        draw = lambda m, seed: mnist.sample(model, m, settings, seed=seed, precision=precision)
         summary = (f"annealed Langevin, L={settings.n_levels}, T={settings.n_steps_each}, "
                    f"ε={settings.step_size:.3g}")
     else:
         snr = args.snr if args.snr is not None else mnist.PC_SNR
         correctors = args.steps_each if args.steps_each is not None else mnist.PC_CORRECTORS
-        draw = lambda m, seed: mnist.sample_pc(model, m, card, seed=seed, snr=snr, n_corrector=correctors)
+        draw = lambda m, seed: mnist.sample_pc(model, m, card, seed=seed, snr=snr, n_corrector=correctors,
+                                             precision=precision)
         summary = f"predictor-corrector, {mnist.pc_steps(card)} levels, {correctors} correctors, snr={snr:g}"
     chunks = []
     for i, start in enumerate(range(0, args.n, args.batch_size)):
@@ -76,5 +81,5 @@ def run(args: argparse.Namespace) -> int:
         chunks.append(draw(m, args.seed + 1_000_003 * i).cpu())
     images = torch.cat(chunks).numpy().astype(np.float32)
     atomic_write(out, lambda tmp: np.save(tmp, images))
-    print(f"wrote {args.n} samples to {out} ({summary})")
+    print(f"wrote {args.n} samples to {out} ({summary}, {precision})")
     return 0

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps between checkpoints")
     parser.add_argument("--threads", type=positive_int,
                         help="CPU threads for torch (default: torch's; 1 is fastest on a busy machine)")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                        help="precision of the forward pass: auto (default, or SCORETUTOR_PRECISION) = bf16 "
+                             "autocast on CUDA GPUs with bf16 and CPUs with AMX or AVX-512 BF16, else fp32")
     parser.add_argument("--time-limit", type=positive_float,
                         help="stop after this many minutes even if --steps are not done (resumable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,17 +61,18 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from scoretutor import mnist
-    from scoretutor.device import get_device
+    from scoretutor.device import get_device, resolve_precision
     from scoretutor.mnist.data import load_mnist
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = get_device(args.device)
+    precision = resolve_precision(args.precision, device)
     with warnings.catch_warnings():  # which digits are used is said in the line below
         warnings.simplefilter("ignore", UserWarning)
         images, _ = load_mnist("train", download=args.download)
     source = "shipped 10,000 training digits" if images.shape[0] == 10_000 else "official training set"
-    print(f"training on {images.shape[0]} MNIST training digits ({source}) on {device}, "
+    print(f"training on {images.shape[0]} MNIST training digits ({source}) on {device} ({precision}), "
           f"{torch.get_num_threads()} CPU thread(s); writing {args.out}", flush=True)
     stop = threading.Event()
     with _stop_on_sigint(stop):
@@ -80,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             progress=False if args.quiet else None,
             data_info={"name": "mnist", "split": "train", "count": int(images.shape[0]), "source": source},
             command=getattr(args, "command_line", None), lr_schedule=args.lr_schedule, compile=args.compile,
-            time_limit_s=None if args.time_limit is None else 60 * args.time_limit, stop=stop.is_set)
+            precision=precision, stop=stop.is_set,
+            time_limit_s=None if args.time_limit is None else 60 * args.time_limit)
     if stop.is_set() and card["steps"] < args.steps:
         print(f"interrupted at step {card['steps']} of {args.steps}; the checkpoint in {args.out} is saved. "
               f"To continue to step {args.steps}: {_resume_command(args)}", file=sys.stderr, flush=True)

@@ -132,16 +132,19 @@ def _lab_static() -> Path:
 
 @contextmanager
 def _mode(full: bool):
-    """Set SCORETUTOR_FAST for the kernels started inside (they inherit this environment)."""
-    old = os.environ.get("SCORETUTOR_FAST")
-    os.environ["SCORETUTOR_FAST"] = "0" if full else "1"
+    """Set SCORETUTOR_FAST, and SCORETUTOR_PROGRESS=0 (no progress bar in a handout or slide), for
+    the kernels started inside (they inherit this environment)."""
+    settings = {"SCORETUTOR_FAST": "0" if full else "1", "SCORETUTOR_PROGRESS": "0"}
+    old = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("SCORETUTOR_FAST", None)
-        else:
-            os.environ["SCORETUTOR_FAST"] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def execute(path: Path, full: bool = False, timeout: int = 3600):

@@ -4,6 +4,10 @@
   chosen by NCSNv2's Techniques 2 and 4, with the final denoising step (Tweedie).
 - :func:`sample_pc`: predictor–corrector sampling of the VE SDE with the same network and the same
   number of network calls (the command line's default: better digits on the quality table).
+
+Each takes ``precision`` (``"auto"``, ``"bf16"``, ``"fp32"``; None = ``SCORETUTOR_PRECISION``, else auto;
+see :func:`~scoretutor.device.resolve_precision`): the network runs under bf16 autocast where it resolves
+to bf16, and the sampler's own arithmetic (steps, noise, step sizes) stays in fp32.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch
 from torch import nn
 
 from scoretutor.checks import count, positive
-from scoretutor.device import make_generator, model_device
+from scoretutor.device import autocast, make_generator, model_device, resolve_precision
 from scoretutor.diffusion.samplers import predictor_corrector
 from scoretutor.diffusion.sde import VESDE, sigma_model_score_fn
 from scoretutor.mnist.training import SIGMA_MIN
@@ -70,9 +74,24 @@ def default_settings(card: dict, **overrides) -> SamplerSettings:
     return sampler_settings(card["sigma_max"], card["sigma_min"], **overrides)
 
 
+def network(model: nn.Module, precision: str | None = None):
+    """s(x, σ) = ``model(x, σ)`` computed in ``precision`` (resolved on the model's device; bf16 =
+    bf16 autocast around the call only) and returned in x's dtype, so the sampler's arithmetic stays fp32."""
+    device = model_device(model)
+    if resolve_precision(precision, device) == "fp32":
+        return model
+
+    def score(x: Tensor, sigma) -> Tensor:
+        with autocast(device, "bf16"):
+            return model(x, sigma).to(x.dtype)
+
+    return score
+
+
 @torch.no_grad()
 def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
-           return_trajectory: bool = False, progress: bool | None = None, clamp: bool = True):
+           return_trajectory: bool = False, progress: bool | None = None, clamp: bool = True,
+           precision: str | None = None):
     """n images by annealed Langevin from x_0 ~ N(0, σ_max² I) with the final denoising step.
 
     Noise is drawn from a CPU generator seeded with ``seed``, so a seed gives the same images on
@@ -83,7 +102,7 @@ def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
     device = model_device(model)
     g = make_generator(seed, "cpu")
     x0 = (settings.sigma_max * torch.randn(n, 1, 28, 28, generator=g)).to(device)
-    out = annealed_langevin(lambda x, s: model(x, s), x0, settings.sigmas, settings.step_size,
+    out = annealed_langevin(network(model, precision), x0, settings.sigmas, settings.step_size,
                             settings.n_steps_each, generator=g, denoise_last=True,
                             return_trajectory=return_trajectory, trajectory_every=settings.n_steps_each,
                             progress=progress)
@@ -105,7 +124,7 @@ def pc_steps(card: dict) -> int:
 @torch.no_grad()
 def sample_pc(model: nn.Module, n: int, card: dict, seed: int = 0, n_steps: int | None = None,
               snr: float = PC_SNR, n_corrector: int = PC_CORRECTORS, progress: bool | None = None,
-              clamp: bool = True) -> Tensor:
+              clamp: bool = True, precision: str | None = None) -> Tensor:
     """n images by predictor–corrector sampling of the VE SDE σ(t) = σ_min (σ_max/σ_min)^t (notebook 06).
 
     From x ~ N(0, σ_max² I), at each of ``n_steps`` levels (default :func:`pc_steps`, the NCSNv2 grid):
@@ -122,24 +141,25 @@ def sample_pc(model: nn.Module, n: int, card: dict, seed: int = 0, n_steps: int 
     g = make_generator(seed, "cpu")
     sde = VESDE(card["sigma_min"], card["sigma_max"])
     x_T = (card["sigma_max"] * torch.randn(n, 1, 28, 28, generator=g)).to(device)
-    x = predictor_corrector(sigma_model_score_fn(model, sde), sde, x_T, n_steps, snr=snr,
+    x = predictor_corrector(sigma_model_score_fn(network(model, precision), sde), sde, x_T, n_steps, snr=snr,
                             n_corrector=n_corrector, generator=g, progress=progress).x
     return x.clamp(0, 1) if clamp else x
 
 
 @torch.no_grad()
 def inpaint(model: nn.Module, images: Tensor, known: Tensor, settings: SamplerSettings, seed: int = 0,
-            clamp: bool = True) -> Tensor:
+            clamp: bool = True, precision: str | None = None) -> Tensor:
     """Fill in the unknown pixels of ``images`` (where ``known`` is False) by annealed Langevin.
 
-    At each level σ_i the known pixels are set to y + σ_i z (the data noised to the current level, so
-    the whole image is a sample of p_{σ_i}) before every step, and the rest follow
+    At each level σ_i the known pixels are set to y + σ_i z (the data noised to the current level; an
+    approximate conditional sampler, not an exact one) before every step, and the rest follow
     x ← x + α_i s_θ(x, σ_i) + √(2α_i) z; after the final denoising step the known pixels are exactly y.
     """
     if images.ndim != 4 or known.shape not in (images.shape, images.shape[1:], images.shape[2:]):
         raise ValueError(f"images must be (N, C, H, W) and known a boolean mask of the same (or (C, H, W) / "
                          f"(H, W)) shape, got {tuple(images.shape)} and {tuple(known.shape)}")
     device = model_device(model)
+    net = network(model, precision)
     y, mask = images.to(device), known.to(device=device, dtype=torch.bool).expand(images.shape)
     g = make_generator(seed, "cpu")
     noise = lambda: torch.randn(y.shape, generator=g).to(device)
@@ -149,8 +169,8 @@ def inpaint(model: nn.Module, images: Tensor, known: Tensor, settings: SamplerSe
         y_sigma = y + sigma * noise()
         for _ in range(settings.n_steps_each):
             x = torch.where(mask, y_sigma, x)
-            x = x + alpha * model(x, sigma) + math.sqrt(2 * alpha) * noise()
+            x = x + alpha * net(x, sigma) + math.sqrt(2 * alpha) * noise()
     x = torch.where(mask, y_sigma, x)
-    x = x + sigmas[-1] ** 2 * model(x, sigmas[-1])  # Tweedie: E[x_clean | x] at σ_L
+    x = x + sigmas[-1] ** 2 * net(x, sigmas[-1])  # Tweedie: E[x_clean | x] at σ_L
     x = torch.where(mask, y, x)
     return x.clamp(0, 1) if clamp else x

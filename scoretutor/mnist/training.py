@@ -22,7 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from scoretutor.checks import count, positive
-from scoretutor.device import get_device
+from scoretutor.device import get_device, resolve_precision
 from scoretutor.errors import CheckpointNotFoundError, UsageError
 from scoretutor.files import git_commit
 from scoretutor.losses import continuous_ncsn_loss, unit_output_weighting
@@ -75,7 +75,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
           checkpoint_every: int = 500, progress: bool | None = None, data_info: dict | None = None,
           model: ScoreUNet | None = None, command: str | None = None,
           time_limit_s: float | None = None, lr_schedule: str = "constant",
-          compile: bool = False, stop: Callable[[], bool] | None = None) -> tuple[nn.Module, dict]:
+          compile: bool = False, stop: Callable[[], bool] | None = None,
+          precision: str | None = None) -> tuple[nn.Module, dict]:
     """Train a score model on ``images`` (N, 1, 28, 28) in [0, 1]; write its checkpoint to ``out``.
 
     Loss: E_{σ∼logU[σ_min, σ_max]} λ(σ) · ½‖s_θ(x + σz, σ) + z/σ‖² (:func:`continuous_ncsn_loss`) with
@@ -87,7 +88,11 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     steps done). ``lr_schedule="cosine"`` decays the learning rate from ``lr`` to ``lr``/10 over
     ``steps`` (:func:`~scoretutor.training.cosine_decay`); ``compile`` trains through
     ``torch.compile`` (same weights, faster steps); ``stop`` ends the run cleanly after the step under
-    way once it returns True (see :func:`~scoretutor.training.fit`). Returns the EMA model and the card.
+    way once it returns True (see :func:`~scoretutor.training.fit`). ``precision`` (``"auto"``, ``"bf16"``,
+    ``"fp32"``; None = ``SCORETUTOR_PRECISION``, else auto) is resolved on the device by
+    :func:`~scoretutor.device.resolve_precision` and recorded in the card (``"precision"``); bf16 runs the
+    forward pass under bf16 autocast, with weights, optimiser state and EMA in fp32.
+    Returns the EMA model and the card.
     """
     steps = count(steps, "steps", 1)
     out = Path(out)
@@ -101,6 +106,7 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
         raise UsageError(f"{out} already holds a training run ({TRAIN_STATE}); pass resume=True (--resume) "
                          "to continue it, or choose another output folder")
     device = torch.device(device) if device is not None else get_device()
+    precision = resolve_precision(precision, device)
     if sigma_max is None:
         sigma_max = previous.get("sigma_max") or sigma_max_rule(images, seed)
     run = {"sigma_min": positive(sigma_min, "sigma_min"), "sigma_max": positive(sigma_max, "sigma_max"),
@@ -146,7 +152,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
         return {**run, **schedule, "steps": done, "data": data,
                 "loss": f"continuous NCSN: sigma ~ logU[sigma_min, sigma_max], {loss_name}",
                 "wall_time_s": round(wall_before + time.perf_counter() - t0, 1),
-                "device": str(device), "threads": torch.get_num_threads(), "compiled": bool(compile),
+                "device": str(device), "precision": precision, "threads": torch.get_num_threads(),
+                "compiled": bool(compile),
                 "torch_version": torch.__version__,
                 "git_commit": commit, **({"command": command} if command else {})}
 
@@ -159,7 +166,7 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
 
     fit(model, loss_fn, images, steps, batch_size=run["batch_size"], lr=run["lr"], seed=run["seed"],
         device=device, progress=progress, checkpoint_path=state_path, checkpoint_every=checkpoint_every,
-        grad_clip=run["grad_clip"], desc="training MNIST score model", mixed_precision=True, ema=ema,
+        grad_clip=run["grad_clip"], desc="training MNIST score model", mixed_precision=precision, ema=ema,
         on_checkpoint=export, time_limit_s=time_limit_s, compile=compile, stop=stop,
         lr_factor=None if lr_schedule == "constant" else cosine_decay(steps, LR_FINAL))
     return ema.module.eval(), read_card(out)

@@ -1,10 +1,12 @@
 """Notebook 04's check-yourself exercise: write annealed Langevin dynamics (Song & Ermon 2019, Alg. 1).
 
 The student writes ``my_annealed_langevin(score_fn, x0, sigmas, eps, T, noise)`` where
-``noise(shape)`` returns a fresh z ~ N(0, I) each call; for i = 1…L, α_i = ε·σ_i²/σ_L², and T steps
-x ← x + α_i·s(x, σ_i) + √(2α_i)·z (no final denoising step). The checker feeds the same noise
-stream to the student's function and to :func:`scoretutor.sampling.annealed_langevin`, so a correct
-answer matches to rounding error; common slips are recognised and named.
+``noise(shape)`` returns a fresh z ~ N(0, I) each call; for each level in ``sigmas`` (the visiting
+order: σ_L = σ_max first, σ_1 = σ_min last, numbered as in the deck, σ_1 < … < σ_L),
+α_i = ε·σ_i²/σ_1², and T steps x ← x + α_i·s(x, σ_i) + √(2α_i)·z (no final denoising step).
+The checker feeds the same noise stream to the student's function and to
+:func:`scoretutor.sampling.annealed_langevin`, so a correct answer matches to rounding error; common
+slips are recognised and named.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def check_annealed_langevin(student_fn: Callable, n: int = 200, seed: int = 0, r
     if not (done and shaped_like(got, x0.shape, "Your function should return the final particles,")):
         return False
     _, g = _noise_stream(seed)
-    expected = annealed_langevin(score_fn, x0, sigmas, eps, T, generator=g, denoise_last=False).x
+    expected = annealed_langevin(score_fn, x0, sigmas, eps, T, generator=g, denoise_last=False,
+                                 progress=False).x
     err = max_relative_error(got, expected, 1.0)
     if err <= rtol:
         mf = mode_fractions(got, p)
@@ -61,9 +64,9 @@ def check_annealed_langevin(student_fn: Callable, n: int = 200, seed: int = 0, r
               "reached the (−5,−5) mode (weight 0.2).")
         return True
     slips = {
-        "a constant step α_i = ε (the step must grow with the noise: α_i = ε·σ_i²/σ_L²)": lambda s: eps,
-        "α_i = ε·σ_i/σ_L (square the ratio: α_i = ε·σ_i²/σ_L²)": lambda s: eps * s / sigmas[-1],
-        "α_i = ε·σ_L²/σ_i² (the ratio is upside down: α_i = ε·σ_i²/σ_L²)":
+        "a constant step α_i = ε (the step must grow with the noise: α_i = ε·σ_i²/σ_1²)": lambda s: eps,
+        "α_i = ε·σ_i/σ_1 (square the ratio: α_i = ε·σ_i²/σ_1²)": lambda s: eps * s / sigmas[-1],
+        "α_i = ε·σ_1²/σ_i² (the ratio is upside down: α_i = ε·σ_i²/σ_1²)":
             lambda s: eps * sigmas[-1] ** 2 / s**2,
     }
     same = lambda y: torch.allclose(got.double(), y, rtol=1e-6, atol=1e-8)
@@ -77,6 +80,7 @@ def check_annealed_langevin(student_fn: Callable, n: int = 200, seed: int = 0, r
         return False
     i = int(((got.double() - expected).norm(dim=-1)).argmax())
     print(f"Not quite: particle {i} ends at {got[i].tolist()}, the reference at {expected[i].tolist()}. "
-          "Check the loop order (σ_1 first, T steps each), α_i = ε·σ_i²/σ_L², and call noise(x.shape) "
-          "exactly once per step.")
+          "Check the loop order (the largest level σ_L first, as listed in sigmas, T steps each), "
+          "α_i = ε·σ_i²/σ_1² with σ_1 = sigmas[-1] the smallest, and call noise(x.shape) exactly once "
+          "per step.")
     return False

@@ -237,7 +237,7 @@ class AnnealingExplorer(Explorer):
         tv = 0.5 * float(np.abs(f - self.mixture.weights.numpy()).sum())
         sw = sliced_wasserstein(x, self.data, n_projections=self.n_projections, generator=make_generator(1))
         self.quality = {"mode_weight_error": tv, "sliced_wasserstein": sw}
-        if L == 1:  # geometric_sigmas gives the single level σ₁; the σ_L slider has no effect
+        if L == 1:  # geometric_sigmas gives the single level σ_max; the σ_min slider has no effect
             schedule = f"a single level σ = {sigma_max:.3g} (σ_min unused)"
             self.sample_title.set_text(f"L=1, σ = {sigma_max:.3g}, ε={step_size:.3g}, T={T}")
         else:
