@@ -24,7 +24,7 @@
 # 3. last week's alternative: **invertible models**;
 # 4. today's way out: the **score** $\nabla_\mathbf{x} \log p(\mathbf{x})$, in which $Z_\theta$ drops out.
 #
-# **Core path:** §1, §2 (first part), §3, §4 — about **15 minutes** to present; the notebook runs in
+# **On the 90-minute lecture route** (notebook 00): §1, §2 (without its 🔍 deep dives), §3, §4 — **15 minutes**; the notebook runs in
 # well under a minute on a laptop CPU. Sections marked **🔍 Deep dive** are optional.
 # Lines starting with ✓ are claims the notebook checks numerically every time it runs.
 
@@ -95,7 +95,7 @@ for n in [25, 50, 100, 400]:
     print(f"{n:>3} × {n:<3} grid:  |log Z − log 2π| = {abs(logz - math.log(2 * math.pi)):.0e}")
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
-check("log Z on a 400×400 grid", logz, math.log(2 * math.pi), 1e-8)
+check("log Z on a 400×400 grid", logz, math.log(2 * math.pi), 1e-8);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### 🔍 Deep dive: the gradient of $\log Z$ needs samples from the model
@@ -114,7 +114,7 @@ mc, se = -f_samples.mean().item(), f_samples.std().item() / math.sqrt(len(f_samp
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 # Monte Carlo error dominates (4 standard errors); the O(h²) finite-difference error is ~1e-7.
-check("d/dθ log Z (finite differences) = −E_p[f] (Monte Carlo)", dlogz_fd, mc, 4 * se + 1e-4)
+check("d/dθ log Z (finite differences) = −E_p[f] (Monte Carlo)", dlogz_fd, mc, 4 * se + 1e-4);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### 🔍 Deep dive: … and why a grid cannot work in high dimension
@@ -164,7 +164,7 @@ n_grid, h = 600, 24.0 / 600
 xs = -12.0 + h * (torch.arange(n_grid, dtype=torch.float64) + 0.5)
 X, Y = torch.meshgrid(xs, xs, indexing="xy")
 mass = flow.log_prob(torch.stack([X.reshape(-1), Y.reshape(-1)], -1)).exp().sum().item() * h * h
-check("the flow density integrates to 1 (no Z needed)", mass, 1.0, 2e-3)
+check("the flow density integrates to 1 (no Z needed)", mass, 1.0, 2e-3);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · The score: $Z$ drops out
@@ -193,7 +193,7 @@ s_fd = torch.stack([(mix.log_prob(x_test + 1e-5 * e) - mix.log_prob(x_test - 1e-
                     for e in torch.eye(2, dtype=torch.float64)], -1)
 check_less("mixture: max |−∇f (autograd) − closed-form score|",
            (score_from_energy(mix.energy)(x_test) - s_closed).abs().max(), 1e-10)
-check_less("mixture: max |finite differences of log p − closed-form score|", (s_fd - s_closed).abs().max(), 1e-5)
+check_less("mixture: max |finite differences of log p − closed-form score|", (s_fd - s_closed).abs().max(), 1e-5);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### What a score field looks like

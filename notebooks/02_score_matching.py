@@ -26,7 +26,7 @@
 # **Appendix (🔍 deep dives, optional):** implicit score matching (Hyvärinen 2005), sliced score matching and its
 # cost, and all objectives side by side.
 #
-# **Core path:** §1–§3 and the exercise — about **25 minutes** to present; it runs in about a minute on a laptop CPU
+# **On the 90-minute lecture route** (notebook 00): §1–§3 — **16 minutes** (the exercise and the appendix are for afterwards); it runs in about a minute on a laptop CPU
 # (full mode; trainings are cached, so a re-run is quicker). Lines starting with ✓ are claims checked on every run.
 
 # %% slideshow={"slide_type": "skip"}
@@ -165,7 +165,7 @@ plt.show()
 step = taus[1] - taus[0]
 check("argmin of DSM = variance of p_σ", taus[np.argmin(dsm_m)], c + sigma**2, 2 * step)
 z_dsm = np.abs(dsm_m - fs_m - C_sigma) / np.hypot(dsm_se, fs_se)
-check_less("DSM − F(p_σ) = C_σ at every τ: largest deviation in standard errors", z_dsm.max(), 5)
+check_less("DSM − F(p_σ) = C_σ at every τ: largest deviation in standard errors", z_dsm.max(), 5);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · σ trades bias for variance
@@ -260,7 +260,7 @@ p1 = GaussianMixture(f64([[-2.0], [1.5]]), f64([0.7, 1.2]), f64([0.4, 0.6]))
 px, dlogp, dx = p1.prob(xs[:, None]), p1.score(xs[:, None])[:, 0], (xs[1] - xs[0]).item()
 lhs = (px * (2 * torch.tanh(xs) - 0.3 * xs) * dlogp).sum().item() * dx
 rhs = -(px * (2 / torch.cosh(xs) ** 2 - 0.3)).sum().item() * dx
-check("1-D: E[s·∂log p] = −E[s′] (quadrature)", lhs, rhs, 1e-6)
+check("1-D: E[s·∂log p] = −E[s′] (quadrature)", lhs, rhs, 1e-6);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # **Fisher − ISM is a constant.** Gaussian models $\mathbf{s}_{\mu,\tau}$ on the Gaussian data of §2 ($\mu = (0.5, 0)$): both objectives
@@ -283,7 +283,7 @@ plt.show()
 # F − J = ½E‖∇log p‖² only in expectation: per batch it also holds −mean[sᵀ∇log p + tr ∇s], which averages
 # to 0 with a θ-dependent spread, hence one standard error per model.
 diffs = series["F − J"]
-check_less("Gaussian models: largest |F − J − d/(2c)| in standard errors", (np.abs(diffs[0] - d / (2 * c)) / diffs[1]).max(), 5)
+check_less("Gaussian models: largest |F − J − d/(2c)| in standard errors", (np.abs(diffs[0] - d / (2 * c)) / diffs[1]).max(), 5);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # The same holds for a neural network, whatever its weights: a small `ScoreMLP` at four points along a DSM
@@ -309,7 +309,7 @@ print("\n".join(f"{F_:7.2f}  {J_:7.2f}  {D_[0]:7.3f} ± {D_[1]:.3f}" for F_, J_,
 # F − J − ½‖∇log p‖² has mean 0 per sample (integration by parts): its per-batch values, paired on the
 # same samples, give the standard error (the batches are independent).
 z_net = max(abs(R[0]) / R[1] for *_, R in snapshots)
-check_less("network snapshots: largest |F − J − ½E‖∇log p‖²| in standard errors", z_net, 5)
+check_less("network snapshots: largest |F − J − ½E‖∇log p‖²| in standard errors", z_net, 5);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## A2 · Sliced score matching: making the trace cheap
@@ -338,11 +338,12 @@ print("\n".join(f"  {name:24s} {np.std(v):.3f}" for name, v in draws.items()))
 exact = implicit_score_matching(net, x_d).item()
 z_est = max(abs(np.mean(v) - exact) / (np.std(v) / math.sqrt(R) + 1e-12) for v in draws.values())
 check_less("every probe estimator is unbiased for ISM: largest deviation in standard errors", z_est, 5)
-check_less("SSM-VR spreads less than SSM (sd ratio)", np.std(draws["SSM-VR"]) / np.std(draws["SSM"]), 1)
+check_less("SSM-VR spreads less than SSM (sd ratio)", np.std(draws["SSM-VR"]) / np.std(draws["SSM"]), 1);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # **The cost.** Milliseconds per loss + backward for a batch of 64 (the full sweep over $d$ is
-# `python benchmarks/bench_losses.py`): the exact trace grows with $d$, the sliced and denoising objectives do not.
+# `python benchmarks/bench_losses.py`): the exact trace grows with $d$ (one backward pass per dimension), the sliced
+# and denoising objectives barely do.
 
 # %% slideshow={"slide_type": "-"}
 costs = {"ISM exact": implicit_score_matching, "SSM-VR": sliced_score_matching,
@@ -393,5 +394,7 @@ for name, model in trained.items():
     check_greater(f"{name}: error in the empty regions / error where the data are", e_lo / e_hi, 2)
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# All four fields are right near the modes and wrong away from them — each objective is the Fisher divergence
-# up to a constant, so each weights its errors by $p(\mathbf{x})$. Notebook 03 §5 maps that error against the density.
+# All four fields are right near the modes and wrong away from them. ISM and SSM-VR are the Fisher divergence to
+# $p$ up to a constant; the two DSM fits are the Fisher divergence to $p_\sigma$ ($\sigma = 0.1$) up to a constant. So
+# each weights its errors by the data density — $p(\mathbf{x})$, or $p_\sigma(\mathbf{x})$, which for this small σ is
+# almost the same. Notebook 03 §5 maps that error against the density.

@@ -28,7 +28,7 @@
 # 3. 🔍 why a finite $\epsilon$ is biased, and MALA; 4. an explorer for $\epsilon$ and $K$;
 # 5. **low-density regions**: a learned score is wrong where there are no data; 6. **the mode-weight failure**.
 #
-# **Core path:** §1, §2, §4, §5, §6 — about **25 minutes** to present; the notebook runs in about a minute on a laptop
+# **On the 90-minute lecture route** (notebook 00): §1, §4 (live explorer), §5, §6 — **20 minutes**; the notebook runs in about a minute on a laptop
 # CPU (full mode; the training in §5 is cached, so a re-run is quicker). 🔍 marks optional deep dives.
 
 # %% slideshow={"slide_type": "skip"}
@@ -162,7 +162,7 @@ check_less("ULA ε = 0.05 reaches the noise floor (SW₂ above it, in floor sd)"
 check_greater("ULA ε = 1.0 stays far above the floor (in floor sd)", sd_above("ULA ε = 1.0"), 6)
 check_less("MALA ε = 1.0 / ULA ε = 1.0 (late SW₂)", late["MALA ε = 1.0"] / late["ULA ε = 1.0"], 0.5)
 slow = max(curves["ULA ε = 0.01"][-1, 1] - curves["ULA ε = 0.05"][-1, 1], late["ULA ε = 0.01"] - late["ULA ε = 0.05"])
-check_greater("ε = 0.01 is still further from p than ε = 0.05 (SW₂ difference)", slow, 0)
+check_greater("ε = 0.01 is still further from p than ε = 0.05 (SW₂ difference)", slow, 0);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # * **small $\epsilon$ (0.01)** is accurate but slow: after $K$ steps it has moved a "time" $K\epsilon$, and it needs
@@ -201,7 +201,7 @@ plt.show()
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check_less("ULA variance = formula: largest deviation in standard errors",
            np.abs((np.array(ula_var) - formula) / (formula * se)).max(), 4)
-check_less("MALA variance = τ²: largest deviation in standard errors", np.abs((np.array(mala_var) - tau2) / se).max(), 4)
+check_less("MALA variance = τ²: largest deviation in standard errors", np.abs((np.array(mala_var) - tau2) / se).max(), 4);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # At $\epsilon = 1.9$ the unadjusted chain's variance is 20 times too large; at $\epsilon = 0.01$ it is 0.5 % too large.
@@ -267,14 +267,16 @@ plt.show()
 # Inside the white contours (where the training data live) the learned field is accurate; outside, the error grows
 # to the size of the score itself. The Fisher divergence training sees, against the same error averaged over the box:
 
-# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+# %% slideshow={"slide_type": "-"}
 x_data = mix.sample(pick(full=20000, fast=5000), generator=gen)
 x_box = (2 * torch.rand(pick(full=20000, fast=5000), 2, generator=gen) - 1) * box
 fisher, uniform = (0.5 * (err(x) ** 2).mean().item() for x in (x_data, x_box))
 print(f"½E_p‖s_θ − ∇log p‖² (what training sees) = {fisher:.3f};  ½E_box‖s_θ − ∇log p‖² = {uniform:.3f}")
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check_greater("box average / Fisher divergence", uniform / fisher, 5)
 e_hi, e_lo = err_grid[p_grid > 1e-3].mean(), err_grid[p_grid < 1e-6].mean()
-check_greater("mean error where p < 1e-6 / where p > 1e-3", e_lo / e_hi, 3)
+check_greater("mean error where p < 1e-6 / where p > 1e-3", e_lo / e_hi, 3);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # Langevin dynamics started from noise spends its first steps exactly where the score is wrong. The two samplers side
@@ -315,7 +317,7 @@ frac = {k: (f.fractions[0].item(), f.stderr[0].item()) for k, f in fractions.ite
 check("exact samples: fraction in the (−5,−5) mode", frac["exact"][0], 0.2, 4 * frac["exact"][1])
 check_greater("Langevin (exact score): fraction in the (−5,−5) mode", frac["Langevin"][0], 0.35)
 check_greater("Langevin: standard errors above the true 0.2", (frac["Langevin"][0] - 0.2) / frac["Langevin"][1], 10)
-check_greater("MALA (exact log p): fraction in the (−5,−5) mode", frac["MALA"][0], 0.35)
+check_greater("MALA (exact log p): fraction in the (−5,−5) mode", frac["MALA"][0], 0.35);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### Why? The score is local
@@ -342,7 +344,7 @@ segment = (1 - t) * mix64.means[0] + t * mix64.means[1]  # the straight line bet
 gap = (mix64.score(segment) - mix_equal.score(segment)).norm(dim=-1)
 check_greater("on the segment between the modes: max ‖∇log p − ∇log p_equal‖", gap.max(), 3)  # ≈ Δr·‖μ₂ − μ₁‖
 barrier = (mix64.energy(torch.zeros(1, 2, dtype=torch.float64)) - mix64.energy(mix64.means[1:])).item()
-check("f(0) − f(5,5) = 25 + log 0.8 nats (the saddle is near 0)", barrier, 25 + math.log(0.8), 1e-6)
+check("f(0) − f(5,5) = 25 + log 0.8 nats (the saddle is near 0)", barrier, 25 + math.log(0.8), 1e-6);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # Near the modes the two scores agree to better than $10^{-6}$; only in a thin band in the gap — where
@@ -352,10 +354,6 @@ check("f(0) − f(5,5) = 25 + log 0.8 nats (the saddle is near 0)", barrier, 25 
 # %% slideshow={"slide_type": "-"}
 explorer_modes = LangevinExplorer(mix, lim=box, init="uniform", step_size=0.1, n_steps=200, n_particles=1000)
 display(explorer_modes)
-
-# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
-explorer_modes.update(n_steps=pick(full=1000, fast=400))
-print(explorer_modes.status_text)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary

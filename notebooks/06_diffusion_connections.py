@@ -26,12 +26,17 @@
 # | Sampling | Langevin (MCMC) | Learned decoder |
 # | Unique ability | Calculate log-likelihoods exactly | Can be made faster? |
 #
-# This notebook makes every row runnable: (1) the noise scales become a **stochastic differential
-# equation**; (2) one trained score model is sampled four ways; (3) the prior matters for the
-# deterministic sampler; (4) **exact log-likelihoods**; (5) the DDPM view, where the ELBO *is* weighted
-# denoising score matching; (6) generative stochastic networks.
+# What runs here, row by row: **perturbation** — (1) the noise scales become a **stochastic differential
+# equation**, the same for both columns; **sampling** — (2) one trained score model is sampled four ways
+# (annealed Langevin, reverse SDE, predictor–corrector, probability-flow ODE) and (3) the prior matters for the
+# deterministic sampler; **log-likelihoods** — (4) computed through the probability-flow ODE; **training
+# objective** — (5) the DDPM view, where the ELBO *is* weighted denoising score matching; and (6) generative
+# stochastic networks. Two cells of the table do not run: DDPM's **learned decoder** (ancestral sampling,
+# $\mathbf{x}_{i-1} \sim p_\theta(\mathbf{x}_{i-1} \mid \mathbf{x}_i)$) — §5 samples its ε-model with the reverse
+# SDE instead, of which ancestral sampling is one particular discretisation (Song et al. 2021) — and **"can be made
+# faster?"**: a notebook 07 on faster sampling is planned as extension material.
 #
-# **Core path:** §1, §2 and §4 — about **20 minutes** to present; the notebook runs in about 1½ minutes on a 2-core CPU
+# **On the 90-minute lecture route** (notebook 00): §1, §2, §4, §6 — **11 minutes**; the notebook runs in about 1½ minutes on a 2-core CPU
 # (full mode; its trainings are cached, so a re-run is quicker). 🔍 marks optional deep dives.
 #
 # Notation as in the deck: noise levels small to large, $\sigma_1 < \dots < \sigma_L$ (the 2019 paper numbers
@@ -87,8 +92,9 @@ share = lambda x: mode_fractions(x, mix).fractions[0].item()   # weight of the (
 # Notebook 04 perturbed the data with $L$ geometric noise levels. Let the level become a time $t \in [0, 1]$,
 # $\sigma(t) = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t$, and add the noise a little at a time:
 # $$d\mathbf{x} = \sqrt{\tfrac{d[\sigma^2(t)]}{dt}}\, d\mathbf{w} \qquad\text{(variance-exploding SDE)},$$
-# so that $\mathbf{x}_t = \mathbf{x}_{\text{data}} + \sigma(t)\,\mathbf{z}$: its marginal $p_t$ is exactly the
-# perturbed density $p_{\sigma(t)}$ of notebook 04, and NCSN's levels are $\sigma(t)$ at equally spaced times.
+# so that, started at $\mathbf{x}_0 = \mathbf{x}_{\text{data}} + \sigma_{\min}\mathbf{z}_0$, $\mathbf{x}_t = \mathbf{x}_{\text{data}} + \sigma(t)\,\mathbf{z}$:
+# its marginal $p_t$ is exactly the perturbed density $p_{\sigma(t)}$ of notebook 04, and NCSN's levels are $\sigma(t)$
+# at equally spaced times.
 
 # %% slideshow={"slide_type": "fragment"}
 ve = VESDE(sigma_min=0.1, sigma_max=50.0)
@@ -108,13 +114,15 @@ check_less("NCSN's σ's are σ(t) at t = 1, 8/9, …, 0 (max relative gap)",
 var_mc = path[n_steps // 2].var(0).mean().item()            # at t = ½: data variance 1 + 0.16·10², plus σ(½)²
 var_exact = 1 + 16 + ve.sigma(0.5).item() ** 2
 check("variance of x_t at t = ½ (per coordinate): forward SDE vs 17 + σ(½)²", var_mc, var_exact,
-      tol=4 * var_exact * math.sqrt(2 / n_paths))
+      tol=4 * var_exact * math.sqrt(2 / n_paths));
 
 # %% slideshow={"slide_type": "fragment"}
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), layout="constrained")
 ts = np.linspace(0, 1, n_steps + 1)
 axes[0].plot(ts, path[:, :60, 0].numpy(), lw=0.5, alpha=0.6)
-axes[0].set(xlabel="t", ylabel="x (first coordinate)", yscale="symlog", title="forward SDE: data → noise")
+for sign in (-1, 1):  # the data mean ± 2σ(t): how far the noise alone spreads a path
+    axes[0].plot(ts, 3 + sign * 2 * ve.sigma(torch.tensor(ts)).numpy(), "k--", lw=0.8)
+axes[0].set(xlabel="t", ylabel="x (first coordinate)", ylim=(-30, 30), title="forward SDE: data → noise")
 axes[1].plot(ts, ve.sigma(torch.tensor(ts)).numpy(), label="σ(t)")
 axes[1].plot(VESDE.times(10).numpy(), sigmas.numpy(), "o", label="NCSN levels")
 axes[1].set(xlabel="t", yscale="log", title="noise scale"), axes[1].legend()
@@ -159,7 +167,8 @@ check_reverse_sde_step(reverse_sde_step);
 #
 # * **annealed Langevin** (notebook 04) at 20 levels $\sigma(t_i)$, step size by NCSNv2's rule;
 # * **reverse SDE** (Euler–Maruyama);
-# * **predictor–corrector**: one reverse-diffusion step, then one Langevin step at the new level;
+# * **predictor–corrector**: at each level one Langevin step (corrector), then one reverse-diffusion step down to the
+#   next level (predictor);
 # * **probability-flow ODE**, solved by an adaptive Runge–Kutta method (scipy's RK45).
 
 # %% slideshow={"slide_type": "fragment"}
@@ -174,7 +183,7 @@ floor = sw(data2)                                          # two data samples: t
 # %% slideshow={"slide_type": "skip"}
 sig_20 = geometric_sigmas(50.0, 0.1, 20)                  # 20 levels: γ ≈ 1.4, as in notebook 04
 T_each = {50: 2, 200: 10, 1000: 50}
-gamma_20 = (50.0 / 0.1) ** (1 / 19)                         # the ratio σ_(i)/σ_(i+1)
+gamma_20 = (50.0 / 0.1) ** (1 / 19)                         # the ratio of adjacent levels, σ_{i+1}/σ_i
 langevin_eps = {T: ncsnv2_step_size(T, gamma_20, 0.1) for T in T_each.values()}
 
 
@@ -227,13 +236,21 @@ best = {s: results[s, budgets[-1]][0] for s in samplers}
 for s in samplers:
     # recovered, rather than the ≈ 0.5 starting split of plain Langevin: within half of that gap
     check("(−5,−5) share, " + s, share(best[s]), 0.2, tol=0.15)
+sw_al = [sw(results["annealed Langevin", b][0]) for b in budgets]
+check_true("annealed Langevin gets closer to the data with every budget", all(np.diff(sw_al) < 0),
+           "SW₂ " + " → ".join(f"{v:.2f}" for v in sw_al))
+check_less("SW₂: reverse SDE at the smallest budget / annealed Langevin at the largest",
+           sw(results["reverse SDE", budgets[0]][0]) / sw_al[-1], 1);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # Every sampler that anneals the noise lands near ⅕ : ⅘ — far from the ≈ ½ : ½ of plain Langevin (notebook 03).
-# They differ in cost and in what limits them: the stochastic samplers improve with more steps, the ODE's
-# adaptive solver needs the fewest evaluations but stays a little biased towards the far mode whatever its
-# tolerance — the next section shows why. The sliced distance also carries the mode-weight noise of a finite
-# sample (compare the data-vs-data line).
+# They differ in cost and in what limits them. Annealed Langevin improves steadily with its budget but stays the
+# furthest from the data. The reverse SDE is the closest already at 50 evaluations and gains nothing from more
+# (in full mode its SW₂ goes 0.86 → 0.65 → 0.84: up and down, not down); predictor–corrector improves from 50 to
+# 200 evaluations and then stays flat (0.99 → 0.97). Past a couple of hundred evaluations the step size no longer
+# limits the SDE samplers: the learned score and the finite sample do. The ODE's adaptive solver needs the fewest
+# evaluations but stays a little biased towards the far mode whatever its tolerance — the next section shows why.
+# The sliced distance also carries the mode-weight noise of a finite sample (compare the data-vs-data line).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · 🔍 The prior matters for the deterministic sampler
@@ -281,6 +298,11 @@ for smax in (20.0, 50.0):
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · "Calculate log-likelihoods exactly"
+#
+# What "exactly" means here: the probability-flow ODE gives the log-density of the model's own distribution at the
+# smallest noise level, $\log p_\theta$ at $\sigma_{\min}$ (not of $p$ itself), exact up to the ODE solver's tolerance —
+# and, where Hutchinson's trace replaces the exact divergence, an unbiased estimate of it. Nor is it unique to the
+# score-based column: a VP/DDPM model gets its likelihood the same way, through its own probability-flow ODE.
 #
 # The ODE is an invertible map, so it carries densities (instantaneous change of variables, as in neural ODEs):
 # $$\log p_0(\mathbf{x}_0) = \log p_1(\mathbf{x}_1) + \int_0^1 \nabla_\mathbf{x}\cdot\tilde{\mathbf{f}}(\mathbf{x}_t, t)\,dt,
@@ -334,7 +356,8 @@ check_true("the prior's error shrinks as σ_max grows", all(np.diff(prior_err) <
 # ### The learned model's likelihood, and Hutchinson's trace
 #
 # Now the trained $\mathbf{s}_\theta$ with the Gaussian prior: a proper density $p_\theta$, so on held-out data its
-# average log-likelihood cannot beat the truth's on average, $\mathbb{E}_p[\log p_\theta] = \mathbb{E}_p[\log p] - \mathrm{KL}(p\,\|\,p_\theta)$.
+# average log-likelihood cannot beat the truth's on average — the truth here being $p = p_{\sigma_{\min}}$, the data at the
+# smallest noise level — $\mathbb{E}_p[\log p_\theta] = \mathbb{E}_p[\log p] - \mathrm{KL}(p\,\|\,p_\theta)$.
 # The divergence $\nabla\cdot\tilde{\mathbf{f}}$ costs one backward pass per dimension; in high dimension it is
 # replaced by Hutchinson's unbiased $\mathbf{v}^\top(\nabla\tilde{\mathbf{f}})\mathbf{v}$ with one probe $\mathbf{v}$ per point.
 
@@ -350,7 +373,7 @@ print(f"estimated KL(p ‖ p_θ) = {-gap.mean():.3f} ± {gap.std() / math.sqrt(l
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check_less("model log-likelihood − true log-likelihood (Gibbs: ≤ 0 up to 3 se)", gap.mean().item(),
-           3 * gap.std().item() / math.sqrt(len(gap)))
+           3 * gap.std().item() / math.sqrt(len(gap)));
 
 # %% slideshow={"slide_type": "fragment"}
 n_h, m_h = pick(full=40, fast=10), pick(full=16, fast=8)
@@ -365,7 +388,7 @@ ax.set(xlabel="Hutchinson − exact (nats)", ylabel="count", title=f"one probe p
 plt.show()
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
-check("Hutchinson's mean − exact (unbiased)", diff.mean().item(), 0.0, tol=3 * se_h + 1e-3, unit="nats")
+check("Hutchinson's mean − exact (unbiased)", diff.mean().item(), 0.0, tol=3 * se_h + 1e-3, unit="nats");
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### MNIST in bits per dimension
@@ -412,7 +435,7 @@ plt.show()
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 # −log ᾱ_N = Σ −log(1 − β_i) = B(1) + ½Σβ_i² + r with 0 < r ≤ Σβ³/(3(1 − β_max)): equal up to O(β_max²/N)
 check("DDPM's −log ᾱ_N − the SDE's −log α(1)²", (-abar[-1].log() + 2 * alpha_t[-1].log()).item(),
-      0.5 * (betas**2).sum().item(), tol=((betas**3).sum() / (3 * (1 - betas.max()))).item())
+      0.5 * (betas**2).sum().item(), tol=((betas**3).sum() / (3 * (1 - betas.max()))).item());
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### ε-prediction is a score model
@@ -432,7 +455,7 @@ print(f"VP ε-model + reverse SDE: (−5,−5) share {mf.fractions[0]:.3f} ± {m
       f"SW₂ to data {sw(x_vp):.2f} (data vs data {floor:.2f})")
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
-check("(−5,−5) share, VP ε-model", mf.fractions[0].item(), 0.2, tol=0.15)
+check("(−5,−5) share, VP ε-model", mf.fractions[0].item(), 0.2, tol=0.15);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # **Exercise 2.** Write the two conversions: `score_from_eps(eps, sigma_t)` and `eps_from_score(score, sigma_t)`
@@ -467,7 +490,11 @@ check_eps_score(score_from_eps, eps_from_score);
 # $\mathrm{KL}\big(q(\mathbf{x}_{i-1}\mid\mathbf{x}_i,\mathbf{x}_0)\,\|\,p_\theta(\mathbf{x}_{i-1}\mid\mathbf{x}_i)\big)$, a KL between two Gaussians.
 # With the decoder variance $\beta_i$ and the mean written through $\boldsymbol\epsilon_\theta$ it equals, up to a constant,
 # $$\frac{\beta_i}{2(1-\beta_i)}\;\big\|\mathbf{s}_\theta(\mathbf{x}_i, i) - \nabla_{\mathbf{x}_i}\log q(\mathbf{x}_i\mid\mathbf{x}_0)\big\|^2,$$
-# denoising score matching with weight $\lambda_i \approx \tfrac12 g(t_i)^2\Delta t$. One check with an arbitrary $\boldsymbol\epsilon_\theta$:
+# denoising score matching. In this suite's convention, a weight $\lambda$ multiplies $\tfrac12\|\cdot\|^2$, so the ELBO's weight is
+# $\lambda_i = \beta_i/(1-\beta_i) \approx \beta_i = g(t_i)^2\Delta t$: level $t$ weighted by $g(t)^2$, the **likelihood weighting**
+# $\lambda(t) = g(t)^2$ of Song, Durkan, Murray & Ermon (2021), under which the weighted score-matching loss bounds the
+# negative log-likelihood.
+# (`ddpm.dsm_weight` returns the factor of $\|\cdot\|^2$ itself, $\lambda_i/2$.) One check with an arbitrary $\boldsymbol\epsilon_\theta$:
 
 # %% slideshow={"slide_type": "fragment"}
 i = 300
@@ -480,7 +507,7 @@ dsm = ddpm.dsm_weight(betas, i) * ((s_pred - s_true) ** 2).sum(-1)
 print("ELBO term:", kl.numpy().round(6), "\nweighted DSM:", dsm.numpy().round(6))
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
-check_less("max |ELBO term − weighted DSM|", (kl - dsm).abs().max().item(), 1e-10, unit="nats")
+check_less("max |ELBO term − weighted DSM|", (kl - dsm).abs().max().item(), 1e-10, unit="nats");
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · 🔍 Generative stochastic networks
@@ -510,7 +537,7 @@ se_g = math.sqrt(0.16 / n_g)
 check("GSN with the exact posterior: (−5,−5) share", share(gsn_exact), 0.2, tol=4 * se_g)
 check_greater("Langevin from the same start: |share − 0.2|", abs(share(x_lang) - 0.2), 10 * se_g)
 check_greater("Tweedie-Gaussian GSN puts mass between the modes (off-mode share)", far(gsn_tweedie),
-              far(gsn_exact) + 0.02)
+              far(gsn_exact) + 0.02);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # The exact-posterior GSN mixes between the modes and recovers ⅕ : ⅘ from a bad start, which Langevin with the

@@ -1,3 +1,20 @@
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session")
+def executed_notebook():
+    """``get(path)``: the notebook at ``path`` (.ipynb) executed as ``scoretutor export`` runs it (fast mode,
+    no progress bars), once per test session: the screen checks and the lecture deck share the runs."""
+    from scoretutor.lecture.export import execute
+
+    done: dict = {}
+
+    def get(path):
+        if path not in done:
+            done[path] = execute(path)
+        return done[path]
+
+    return get

@@ -55,3 +55,19 @@ def test_the_lecture_notebook_has_a_slide_and_speaker_notes_per_stop():
     for stop, note in zip(ROUTE, notes, strict=True):
         assert f"{stop.minutes} min" in note.source and stop.say in note.source
         assert ("LIVE" in note.source) == bool(stop.live)
+
+
+def test_each_notebooks_own_note_gives_its_minutes_on_the_route():
+    import re
+
+    folder = notebook_dir()
+    for n, name in NOTEBOOK_NAMES.items():
+        text = (folder / f"{name}.py").read_text()
+        note = r"\*\*On the 90-minute lecture route\*\* \(notebook 00\): (.*?)\*\*(\d+) minutes\*\*"
+        m = re.search(note, text, re.S)
+        assert m, f"{name}: no lecture-route note"
+        assert int(m.group(2)) == sum(s.minutes for s in ROUTE if s.notebook == n), name
+        for section in {sec for s in ROUTE if s.notebook == n for sec in s.sections if sec.startswith("§")}:
+            number = section[1:]
+            listed = re.findall(r"§(\d+)(?:–§(\d+))?", m.group(1))
+            assert any(int(a) <= int(number) <= int(b or a) for a, b in listed), f"{name}: {section} missing"

@@ -204,17 +204,19 @@ def export_notebook(path: Path, formats: list[str], out: Path, full: bool = Fals
     return written
 
 
-def export_lecture(out: Path, full: bool = False, timeout: int = 3600, folder: str | Path | None = None
-                   ) -> Path:
+def export_lecture(out: Path, full: bool = False, timeout: int = 3600, folder: str | Path | None = None,
+                   executed: dict | None = None) -> Path:
     """Execute the notebooks of the 90-minute route once each and write the route as one offline
-    reveal.js deck, ``out/lecture.slides.html``, with speaker notes (press S) at every stop."""
+    reveal.js deck, ``out/lecture.slides.html``, with speaker notes (press S) at every stop.
+    ``executed`` ("01" → notebook) supplies notebooks already executed instead."""
     from scoretutor.lecture.route import NOTEBOOK_NAMES, ROUTE, lecture_notebook
 
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out)
     needed = sorted({stop.notebook for stop in ROUTE})
     paths = find_notebooks([NOTEBOOK_NAMES[n] for n in needed], folder)
-    executed = {n: execute(path, full=full, timeout=timeout) for n, path in zip(needed, paths, strict=True)}
+    if executed is None:
+        executed = {n: execute(p, full=full, timeout=timeout) for n, p in zip(needed, paths, strict=True)}
     nb = lecture_notebook(executed)
     body, _ = _exporter("slides").from_notebook_node(nb, resources={"metadata": {"name": "Lecture"}})
     return atomic_write(out / "lecture.slides.html", body.encode("utf-8"))

@@ -61,10 +61,14 @@ def test_exported_notebook_opens_offline(page, exported, fmt):
 
 
 @pytest.fixture(scope="module")
-def lecture_deck(tmp_path_factory):
+def lecture_deck(tmp_path_factory, executed_notebook):
     from scoretutor.lecture.export import export_lecture
+    from scoretutor.lecture.route import NOTEBOOK_NAMES
 
-    return export_lecture(tmp_path_factory.mktemp("lecture"))  # fast mode: every route notebook runs once
+    # fast mode; each route notebook runs once per session (tests/conftest.py's executed_notebook)
+    (first,) = find_notebooks(["01"])
+    executed = {n: executed_notebook(first.parent / f"{name}.ipynb") for n, name in NOTEBOOK_NAMES.items()}
+    return export_lecture(tmp_path_factory.mktemp("lecture"), executed=executed)
 
 
 def test_lecture_deck_opens_offline_with_a_slide_per_stop_and_speaker_notes(page, lecture_deck):
