@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import matplotlib
 import pytest
 
@@ -13,8 +15,9 @@ def executed_notebook():
     done: dict = {}
 
     def get(path):
-        if path not in done:
-            done[path] = execute(path)
-        return done[path]
+        key = Path(path).resolve()
+        if key not in done:
+            done[key] = execute(key)
+        return done[key]
 
     return get
