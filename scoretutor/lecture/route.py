@@ -1,8 +1,8 @@
 """The 90-minute lecture: one timed route through the notebooks, in the order of the deck.
 
-:data:`ROUTE` lists the stops: a deck topic, the notebook sections that show it, the minutes to
-present it, what to say, whether a slider explorer is shown live, and whether the stop is the first
-to go when the lecture runs late. ``notebooks/00_overview`` shows it as a table
+:data:`ROUTE` lists the stops (kept as data in ``route.json``): a deck topic, the notebook sections
+that show it, the minutes to present it, what to say, whether a slider explorer is shown live, and
+whether the stop is the first to go when the lecture runs late. ``notebooks/00_overview`` shows it as a table
 (:func:`route_markdown`) and ``scoretutor export lecture`` turns it into one reveal.js deck
 (:func:`lecture_notebook` picks the route's cells out of the executed notebooks).
 
@@ -14,8 +14,10 @@ a section are left out of the deck; they stay in the notebooks for students.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -33,57 +35,16 @@ class Stop:
     optional: bool = False  # the first to drop (or to mention in one sentence) when running late
 
 
-ROUTE: tuple[Stop, ...] = (
-    Stop("Generative modelling; energy-based models p = e^{−f}/Z, maximum likelihood", "01", ("§1", "§2"), 7,
-         "Goal: learn p_θ and sample from it. An EBM is any f_θ; the price is Z_θ. Show Z on a 2-D grid: "
-         "fine here, hopeless in 784 dimensions."),
-    Stop("Invertible models avoid Z (last week)", "01", ("§3",), 3,
-         "Flows buy a tractable density with an invertible architecture and a Jacobian determinant."),
-    Stop("The score: Z drops out", "01", ("§4",), 5,
-         "∇ₓ log p_θ = −∇ₓ f_θ: no normaliser. Point at the score field: arrows towards the modes."),
-    Stop("How to learn the score: the Fisher divergence", "02", ("§1",), 5,
-         "The target is E_p‖∇log p − s_θ‖², but ∇log p is unknown: score matching removes it."),
-    Stop("Denoising score matching (the deck's appendix, brought forward)", "02", ("§2",), 8,
-         "Noise the data, regress onto −z/σ: the minimiser is the score of p_σ. Implicit and sliced score "
-         "matching are in the notebook's appendix."),
-    Stop("σ trades bias for variance", "02", ("§3",), 3,
-         "Small σ: close to p but noisy targets; large σ: smooth but biased. Sets up noise levels.",
-         optional=True),
-    Stop("How to sample: Langevin dynamics", "03", ("§1",), 6,
-         "x ← x + ε∇log p + √(2ε) z: five lines. Exact only as ε → 0 and K → ∞."),
-    Stop("Explore ε and K", "03", ("§4",), 5,
-         "Predict first: what happens to the cloud for ε ten times larger? Then move the slider.",
-         live="LangevinExplorer (step size ε, steps K)"),
-    Stop("Low-density regions: poor score estimates", "03", ("§5",), 5,
-         "The Fisher divergence weights errors by p(x): where there are no data the learned score is "
-         "arbitrary, and Langevin starts exactly there."),
-    Stop("Langevin gets the mode weights wrong", "03", ("§6",), 4,
-         "Even the exact score: chains do not cross the gap, so the 1:4 weights come out as the start's.",
-         optional=True),
-    Stop("Noise to the rescue: p_σ", "04", ("§1",), 5,
-         "Adding noise fills the low-density regions; too much noise erases the signal."),
-    Stop("Noise-conditional score model, weighted Fisher divergences", "04", ("§2", "§3"), 6,
-         "One network s_θ(x, i) for all levels σ₁ < … < σ_L; the loss is a λ(i)-weighted sum of DSM losses. "
-         "(The 2019 paper numbers the levels the other way round.)"),
-    Stop("Annealed Langevin: σ_L first, σ₁ refines", "04", ("§4",), 6,
-         "Start at the largest noise where the score is good everywhere, hand over level by level. The mode "
-         "weights come out right."),
-    Stop("Explore σ_max, σ_min, L, ε and T", "04", ("§5",), 4,
-         "Ask: which knob breaks the mode weights first? Try σ_max = 2.",
-         live="AnnealingExplorer (σ_max, σ_min, L, ε, T)"),
-    Stop("Recap", "04", ("Recap",), 2,
-         "Score instead of density; score matching to train; Langevin to sample; noise against low density."),
-    Stop("MNIST: the same recipe on images", "05", ("§2", "§6", "§7"), 7,
-         "Perturbed digits at each σ, samples from the shipped model, and how a judge scores them."),
-    Stop("Connections: diffusion models and the SDE view", "06", ("§1", "§2"), 6,
-         "Infinitely many noise levels are an SDE; DDPM is the same family (Song 2021, Ho 2020). One model, "
-         "four samplers."),
-    Stop("Exact log-likelihoods", "06", ("§4",), 3,
-         "The probability-flow ODE turns a score model into a density (up to solver and trace error).",
-         optional=True),
-    Stop("Generative stochastic networks", "06", ("§6",), 2,
-         "MCMC sampling with a denoising model: the ancestor of the idea.", optional=True),
-)
+ROUTE_FILE = Path(__file__).with_name("route.json")
+
+
+def load_route(path: Path = ROUTE_FILE) -> tuple[Stop, ...]:
+    """The stops of ``route.json`` (data a lecturer can edit: reorder, retime, rewrite the notes)."""
+    return tuple(Stop(**{**stop, "sections": tuple(stop["sections"])})
+                 for stop in json.loads(path.read_text(encoding="utf-8"))["stops"])
+
+
+ROUTE: tuple[Stop, ...] = load_route()
 
 NOTEBOOK_NAMES = {"01": "01_energy_based_models", "02": "02_score_matching", "03": "03_langevin_dynamics",
                   "04": "04_noise_annealing", "05": "05_mnist", "06": "06_diffusion_connections"}
