@@ -56,8 +56,6 @@ from scoretutor.densities import eight_gaussians, ncsn_mixture
 from scoretutor.diffusion import ddpm
 from scoretutor.diffusion.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
 from scoretutor.diffusion.likelihood import log_likelihood
-
-# %% slideshow={"slide_type": "skip"}
 from scoretutor.diffusion.samplers import predictor_corrector, probability_flow, reverse_sde
 
 # %% slideshow={"slide_type": "skip"}
@@ -73,6 +71,8 @@ from scoretutor.diffusion.sde import (
 from scoretutor.diffusion.toy_models import train_ve_model, train_vp_eps_model
 from scoretutor.lecture import plotting as P
 from scoretutor.lecture.claims import check, check_greater, check_less, check_true
+
+# %% slideshow={"slide_type": "skip"}
 from scoretutor.lecture.exercises.diffusion import check_eps_score, check_reverse_sde_step
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.sampling import annealed_langevin, langevin
