@@ -65,12 +65,20 @@ def train_throughput(models: dict, device: torch.device, batch: int = 64, steps:
         loss.backward()
         opts[k].step()
 
-    for k in models:
-        for _ in range(3):
-            step(k)  # warm-up: oneDNN primitives, allocator
-    rates = {k: [] for k in models}
+    return alternating_rates(step, list(models), device, batch, steps, rounds, warmup=3)
+
+
+def alternating_rates(step, keys: list[str], device: torch.device, batch: int, steps: int, rounds: int,
+                      warmup: int = 1) -> dict[str, float]:
+    """Median images/s of ``step(key)`` per key: ``warmup`` untimed steps each (oneDNN primitives,
+    allocator), then ``rounds`` rounds of ``steps`` steps, the keys alternating so that a busy machine
+    slows all of them alike."""
+    for k in keys:
+        for _ in range(warmup):
+            step(k)
+    rates = {k: [] for k in keys}
     for _ in range(rounds):
-        for k in models:
+        for k in keys:
             _sync(device)
             t0 = time.perf_counter()
             for _ in range(steps):
@@ -135,17 +143,7 @@ def precision_comparison(device: torch.device, steps: int = 24, levels: int | No
         opts[k].step()
 
     per_round = max(1, steps // rounds)
-    rates = {k: [] for k in modes}
-    for k in modes:
-        train_step(k)  # warm-up
-    for _ in range(rounds):
-        for k in modes:
-            _sync(device)
-            t0 = time.perf_counter()
-            for _ in range(per_round):
-                train_step(k)
-            _sync(device)
-            rates[k].append(per_round * batch / (time.perf_counter() - t0))
+    train = alternating_rates(train_step, list(modes), device, batch, per_round, rounds)
 
     # 2. one call of the shipped network on 64 digits (σ = 0.5), best of ``calls`` per round
     model, card = mnist.load_pretrained(device=device)
@@ -177,7 +175,6 @@ def precision_comparison(device: torch.device, steps: int = 24, levels: int | No
             _sync(device)
             sample_s[k] = time.perf_counter() - t0
 
-    train = {k: statistics.median(v) for k, v in rates.items()}
     call = {k: min(v) for k, v in call_s.items()}
     width = max(len(k) for k in modes)
     print(f"  {'':{width}s}  {'training (img/s)':>17s}  {'1 call, 64 digits':>17s}  "
