@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from scoretutor.checks import count, positive
-from scoretutor.device import autocast, make_generator, model_device, resolve_precision
+from scoretutor.device import make_generator, model_device, resolve_precision
 from scoretutor.diffusion.samplers import predictor_corrector
 from scoretutor.diffusion.sde import VESDE, sigma_model_score_fn
 from scoretutor.mnist.training import SIGMA_MIN
@@ -44,7 +44,7 @@ class SamplerSettings:
 
     @property
     def sigmas(self) -> Tensor:
-        """σ_1 > … > σ_L in the order the sampler visits them."""
+        """From σ_max (= σ_L) down to σ_min (= σ_1): the order the sampler visits them."""
         return geometric_sigmas(self.sigma_max, self.sigma_min, self.n_levels, dtype=torch.float64)
 
     @property
@@ -81,8 +81,8 @@ def network(model: nn.Module, precision: str | None = None):
     if resolve_precision(precision, device) == "fp32":
         return model
 
-    def score(x: Tensor, sigma) -> Tensor:
-        with autocast(device, "bf16"):
+    def score(x: Tensor, sigma) -> Tensor:  # resolved once above, not at each of the ~285 calls
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             return model(x, sigma).to(x.dtype)
 
     return score
