@@ -3,7 +3,7 @@
 Executes the notebooks (fast mode by default, full mode with ``--full``: what a lecture shows) and
 writes, with nbconvert, reveal.js slides (``NN_name.slides.html``) and/or static HTML handouts
 (``NN_name.html``) into DIR. Both work offline: reveal.js, require.js and MathJax 3 are copied from
-``scoretutor/vendor`` into ``DIR/_static``, and explorers show their last frame (the PNG every
+``scoretutor/lecture/vendor`` into ``DIR/_static``, and explorers show their last frame (the PNG every
 explorer carries next to its widget view) instead of loading the widget manager from a CDN.
 """
 
@@ -217,7 +217,7 @@ def export_lecture(out: Path, full: bool = False, timeout: int = 3600, folder: s
     paths = find_notebooks([NOTEBOOK_NAMES[n] for n in needed], folder)
     if executed is None:
         executed = {n: execute(p, full=full, timeout=timeout) for n, p in zip(needed, paths, strict=True)}
-    nb = lecture_notebook(executed)
+    nb = _static_outputs(lecture_notebook(executed))
     body, _ = _exporter("slides").from_notebook_node(nb, resources={"metadata": {"name": "Lecture"}})
     return atomic_write(out / "lecture.slides.html", body.encode("utf-8"))
 

@@ -19,8 +19,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-
 
 @dataclass(frozen=True)
 class Stop:
@@ -115,7 +113,7 @@ def section_cells(nb, section: str) -> list:
 def lecture_notebook(executed: dict[str, dict]) -> dict:
     """One notebook holding the route's cells in order, from ``executed`` ("01" → executed notebook):
     a new slide at every stop, with speaker notes (minutes, what to say, the live explorer), and
-    explorers as their last frame (their widget views dropped)."""
+    explorers as in their notebooks (the export drops their widget views, leaving the last frame)."""
     import nbformat
 
     first = next(iter(executed.values()))
@@ -128,9 +126,6 @@ def lecture_notebook(executed: dict[str, dict]) -> dict:
         if not picked:
             raise ValueError(f"route stop {k} ({stop.topic}) has no cells")
         picked[0].setdefault("metadata", {}).setdefault("slideshow", {})["slide_type"] = "slide"
-        for cell in picked:
-            for output in cell.get("outputs", []):
-                output.get("data", {}).pop(WIDGET_MIME, None)
         live = f"\n\nLIVE: switch to JupyterLab, notebook {stop.notebook}: {stop.live}." if stop.live else ""
         late = " (drop if late)" if stop.optional else ""
         notes = nbformat.v4.new_markdown_cell(
