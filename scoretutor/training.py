@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -242,3 +243,19 @@ def cache_path(name: str, **settings) -> Path:
     key = repr((name, sorted((k, repr(v)) for k, v in settings.items()), __version__))
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_dir() / f"{name}-{digest}.pt"
+
+
+def cached(name: str, compute: Callable[[], object], **settings) -> object:
+    """``compute()``, saved under :func:`cache_path` (``name``, ``settings``) and loaded from there next
+    time: a notebook's slow, deterministic result (samples of a cached model, say) costs one run per
+    machine. ``settings`` must determine the result (seeds, sizes, and the model's own cache file);
+    the result is tensors, numbers and strings in lists, tuples and dicts (``torch.save``)."""
+    path = cache_path(name, **settings)
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError):
+            path.unlink(missing_ok=True)  # a damaged cache file: compute again
+    result = compute()
+    atomic_write(path, lambda tmp: torch.save(result, tmp))
+    return result

@@ -244,3 +244,22 @@ def test_fit_through_torch_compile_trains_the_same_weights():
     for a, b in zip(eager.parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert not any(k.startswith("_orig_mod") for k in compiled.state_dict())  # plain weights
+
+
+def test_cached_computes_once_then_loads(tmp_path, monkeypatch):
+    from scoretutor.training import cache_path, cached
+
+    monkeypatch.setenv("SCORETUTOR_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.arange(3.0), "evals": 7}
+
+    first = cached("demo", compute, seed=1)
+    second = cached("demo", compute, seed=1)
+    assert len(calls) == 1 and torch.equal(first["x"], second["x"]) and second["evals"] == 7
+    cached("demo", compute, seed=2)  # another setting, another file
+    assert len(calls) == 2
+    cache_path("demo", seed=1).write_bytes(b"damaged")  # a broken file is recomputed, not an error
+    assert cached("demo", compute, seed=1)["evals"] == 7 and len(calls) == 3

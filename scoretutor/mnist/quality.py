@@ -164,3 +164,42 @@ def format_quality_comparison(named_rows: dict[str, list[dict]], digits: int = 3
         real = f"{fmt(r['real_mean'])} ± {fmt(r['real_std'])}"
         lines.append(f"| {r['label']} | {real} | {cells} | {r['better']} |")
     return "\n".join(lines)
+
+
+COMPARISON_FILE = "sampler_comparison.json"  # in the shipped model's folder
+
+
+def sampler_comparison(samplers: dict, seeds: list[int], n: int, **quality_kwargs) -> dict:
+    """Judge each sampler (name → ``draw(n, seed)`` returning (n, 1, 28, 28) images) on ``n`` samples for
+    every seed; returns ``{"n", "seeds", "real": {metric: (mean, sd)}, "samplers": {name: {metric:
+    [figure per seed]}}}``, the precomputed table of notebook 05 §7 (the seed-to-seed spread is the point)."""
+    out = {"n": n, "seeds": list(seeds), "real": {}, "samplers": {}}
+    for name, draw in samplers.items():
+        per_metric = {key: [] for key in METRICS}
+        for s in seeds:
+            rows = mnist_quality(draw(n, s), **quality_kwargs)
+            for r in rows:
+                per_metric[r["metric"]].append(r["samples"])
+                out["real"][r["metric"]] = (r["real_mean"], r["real_std"])
+        out["samplers"][name] = per_metric
+    return out
+
+
+def format_sampler_comparison(table: dict, digits: int = 3) -> str:
+    """A Markdown table of :func:`sampler_comparison`: per metric the real digits' mean ± sd (over
+    random subsets of n) and each sampler's mean ± sd over its seeds, with its ratio to real."""
+    names = list(table["samplers"])
+    fmt = f"{{:.{digits}f}}".format
+    lines = [f"| metric (n = {table['n']:,}) | real test digits | "
+             + " | ".join(f"{name} ({len(table['seeds'])} seeds) | / real" for name in names) + " | better |",
+             "|---|---|" + "---|---|" * len(names) + "---|"]
+    for key, (label, better) in METRICS.items():
+        mean, sd = table["real"][key]
+        cells = []
+        for name in names:
+            values = table["samplers"][name][key]
+            m = statistics.fmean(values)
+            spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+            cells.append(f"{fmt(m)} ± {fmt(spread)} | {m / mean:.2f}")
+        lines.append(f"| {label} | {fmt(mean)} ± {fmt(sd)} | " + " | ".join(cells) + f" | {better} |")
+    return "\n".join(lines)
