@@ -1,4 +1,4 @@
-"""``scoretutor export slides|html|all|lecture [notebooks…] --out DIR [--full] [--notebooks DIR]``.
+"""``scoretutor export slides|html|all|lecture [notebooks…] --out DIR [--full] [--solutions] [--notebooks DIR]``.
 
 Executes the notebooks (fast mode by default, full mode with ``--full``) and writes reveal.js slides
 and/or HTML handouts that work offline (:mod:`scoretutor.lecture.export`); ``lecture`` writes the
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="execute in full mode (the lecture's sizes; minutes) instead of fast mode")
     parser.add_argument("--timeout", type=positive_int, default=3600,
                         help="seconds allowed per cell (default 3600)")
+    parser.add_argument("--solutions", action="store_true",
+                        help="keep the exercises' solution cells (written as NN_name.solutions.html; "
+                             "without it, handouts and slides leave them out)")
     parser.add_argument("--notebooks", dest="notebook_dir", type=Path,
                         help="folder of the numbered notebooks (default: ./notebooks)")
 
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"export needs {', '.join(missing)}: pip install -e '.[lecture]'")
     mode = "full" if args.full else "fast"
     if args.format == "lecture":
+        if args.solutions:
+            raise UsageError("export lecture never shows solutions; use export html --solutions for handouts")
         if args.notebooks:
             raise UsageError("export lecture takes no notebook names: the route decides (see notebook 00)")
         t0 = time.perf_counter()
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     notebooks = find_notebooks(args.notebooks, args.notebook_dir)
     for path in notebooks:
         t0 = time.perf_counter()
-        files = export_notebook(path, formats, args.out, full=args.full, timeout=args.timeout)
+        files = export_notebook(path, formats, args.out, full=args.full, timeout=args.timeout,
+                                solutions=args.solutions)
         print(f"{path.name} ({mode} mode, {time.perf_counter() - t0:.0f} s) -> "
               + ", ".join(str(f) for f in files))
     return 0

@@ -5,6 +5,10 @@ writes, with nbconvert, reveal.js slides (``NN_name.slides.html``) and/or static
 (``NN_name.html``) into DIR. Both work offline: reveal.js, require.js and MathJax 3 are copied from
 ``scoretutor/lecture/vendor`` into ``DIR/_static``, and explorers show their last frame (the PNG every
 explorer carries next to its widget view) instead of loading the widget manager from a CDN.
+
+Cells tagged ``solution`` (the exercises' worked answers) are left out of handouts and slides; with
+``solutions=True`` (``--solutions``) the handouts keep them and are written as ``NN_name.solutions.html``,
+so they never replace the students' copy.
 """
 
 from __future__ import annotations
@@ -165,6 +169,15 @@ def execute(path: Path, full: bool = False, timeout: int = 3600):
     return nb
 
 
+SOLUTION_TAG = "solution"
+
+
+def without_solutions(nb):
+    """The notebook without its cells tagged ``solution`` (what students get)."""
+    nb.cells = [c for c in nb.cells if SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
 def _static_outputs(nb):
     """Drop widget views (they need a live kernel) so each explorer shows its PNG frame."""
     nb.metadata.pop("widgets", None)
@@ -189,16 +202,20 @@ def _exporter(fmt: str):
     return cls(template_file="scoretutor_handout.html.j2", **common)
 
 
-def export_notebook(path: Path, formats: list[str], out: Path, full: bool = False, timeout: int = 3600
-                    ) -> list[Path]:
-    """Execute ``path`` once and write it in each of ``formats`` into ``out``; returns the files."""
+def export_notebook(path: Path, formats: list[str], out: Path, full: bool = False, timeout: int = 3600,
+                    solutions: bool = False) -> list[Path]:
+    """Execute ``path`` once and write it in each of ``formats`` into ``out``; returns the files.
+    Solution cells are left out unless ``solutions`` (then the files are named ``*.solutions.*``)."""
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out)
     nb = _static_outputs(execute(path, full=full, timeout=timeout))
+    if not solutions:
+        nb = without_solutions(nb)
     written = []
     for fmt in formats:
         body, _ = _exporter(fmt).from_notebook_node(nb, resources={"metadata": {"name": _title(nb, path)}})
-        target = out / (path.stem + FORMATS[fmt][1])
+        suffix = FORMATS[fmt][1]
+        target = out / (path.stem + (suffix.replace(".", ".solutions.", 1) if solutions else suffix))
         atomic_write(target, body.encode("utf-8"))
         written.append(target)
     return written
