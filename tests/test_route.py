@@ -71,3 +71,22 @@ def test_each_notebooks_own_note_gives_its_minutes_on_the_route():
             number = section[1:]
             listed = re.findall(r"§(\d+)(?:–§(\d+))?", m.group(1))
             assert any(int(a) <= int(number) <= int(b or a) for a, b in listed), f"{name}: {section} missing"
+
+
+def test_route_cell_times_read_nbclients_timing_for_every_route_cell_hidden_ones_too():
+    from scoretutor.lecture.route import route_cell_times
+
+    nbs = notebooks()
+    stop = next(s for s in ROUTE if len(section_cells(nbs[s.notebook], s.sections[0], hidden=True))
+                > len(section_cells(nbs[s.notebook], s.sections[0])))  # a stop with hidden cells, which run too
+    timed = 0
+    for k, cell in enumerate(nbs[stop.notebook].cells):  # fake timings: cell k ran k + 0.25 seconds
+        if cell.cell_type == "code":
+            cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00.000000Z",
+                                          "shell.execute_reply": f"2026-01-01T00:00:{k:02d}.250000Z"}
+            timed += 1
+    times = [t for t in route_cell_times(nbs) if t[1].startswith(stop.notebook)]
+    ks = [k for k, c in enumerate(nbs[stop.notebook].cells) if c.cell_type == "code"
+          and any(c.source == h.source for st in ROUTE if st.notebook == stop.notebook
+                  for sec in st.sections for h in section_cells(nbs[stop.notebook], sec, hidden=True))]
+    assert sorted(t[2] for t in times) == sorted(k + 0.25 for k in ks) and 0 < len(times) < timed

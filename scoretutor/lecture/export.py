@@ -13,6 +13,7 @@ so they never replace the students' copy.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import os
 import re
@@ -203,12 +204,14 @@ def _exporter(fmt: str):
 
 
 def export_notebook(path: Path, formats: list[str], out: Path, full: bool = False, timeout: int = 3600,
-                    solutions: bool = False) -> list[Path]:
-    """Execute ``path`` once and write it in each of ``formats`` into ``out``; returns the files.
-    Solution cells are left out unless ``solutions`` (then the files are named ``*.solutions.*``)."""
+                    solutions: bool = False, executed=None) -> list[Path]:
+    """Execute ``path`` once (or take ``executed``, the notebook already run) and write it in each of
+    ``formats`` into ``out``; returns the files. Solution cells are left out unless ``solutions`` (then
+    the files are named ``*.solutions.*``)."""
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out)
-    nb = _static_outputs(execute(path, full=full, timeout=timeout))
+    nb = copy.deepcopy(executed) if executed is not None else execute(path, full=full, timeout=timeout)
+    nb = _static_outputs(nb)
     if not solutions:
         nb = without_solutions(nb)
     written = []

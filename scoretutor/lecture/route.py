@@ -81,9 +81,9 @@ def _matches(title: str, section: str) -> bool:
     return title.startswith(section)
 
 
-def section_cells(nb, section: str) -> list:
+def section_cells(nb, section: str, hidden: bool = False) -> list:
     """The cells of ``section`` in notebook ``nb`` (see the module docstring), without 🔍 subsections
-    and without cells hidden from slides (``slide_type: skip``) or tagged ``solution``."""
+    and, unless ``hidden``, without cells hidden from slides (``slide_type: skip``) or tagged ``solution``."""
     cells, level, skipping = [], None, None
     for cell in nb["cells"]:
         head = _heading(cell)
@@ -102,7 +102,8 @@ def section_cells(nb, section: str) -> list:
         if skipping is not None:
             continue
         meta = cell.get("metadata", {})
-        if meta.get("slideshow", {}).get("slide_type") == "skip" or "solution" in meta.get("tags", []):
+        skip = meta.get("slideshow", {}).get("slide_type") == "skip" or "solution" in meta.get("tags", [])
+        if skip and not hidden:
             continue
         cells.append(copy.deepcopy(cell))
     if level is None:
@@ -139,3 +140,23 @@ def lecture_notebook(executed: dict[str, dict]) -> dict:
                 f"({', '.join(stop.sections)}), to move the sliders.*",
                 metadata={"slideshow": {"slide_type": "-"}}))
     return nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(first.get("metadata", {})))
+
+
+def route_cell_times(executed: dict[str, dict]) -> list[tuple[int, str, float, str]]:
+    """Every code cell the route runs (hidden ones too) with its run time, from the timing that
+    nbclient records in each executed cell: (stop number, "NN §N", seconds, the cell's first line)."""
+    from datetime import datetime
+
+    times = []
+    for k, stop in enumerate(ROUTE, 1):
+        for section in stop.sections:
+            for cell in section_cells(executed[stop.notebook], section, hidden=True):
+                timing = cell.get("metadata", {}).get("execution", {})
+                if cell.get("cell_type") != "code" or "shell.execute_reply" not in timing:
+                    continue
+                start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+                              for key in ("iopub.execute_input", "shell.execute_reply"))
+                first = next((line for line in "".join(cell["source"]).splitlines()
+                              if line.strip() and not line.startswith("#")), "")
+                times.append((k, f"{stop.notebook} {section}", (end - start).total_seconds(), first[:60]))
+    return times
