@@ -27,7 +27,8 @@
 # | Unique ability | Calculate log-likelihoods exactly | Can be made faster? |
 #
 # What runs here, row by row: **perturbation** — (1) the noise scales become a **stochastic differential
-# equation**, the same for both columns; **sampling** — (2) one trained score model is sampled four ways
+# equation**, the same for both columns (🔍 with the Fokker–Planck reason why its probability-flow ODE and its reverse
+# SDE share their marginals); **sampling** — (2) one trained score model is sampled four ways
 # (annealed Langevin, reverse SDE, predictor–corrector, probability-flow ODE) and (3) the prior matters for the
 # deterministic sampler; **log-likelihoods** — (4) computed through the probability-flow ODE; **training
 # objective** — (5) the DDPM view, where the ELBO *is* weighted denoising score matching; and (6) generative
@@ -36,8 +37,9 @@
 # SDE instead, of which ancestral sampling is one particular discretisation (Song et al. 2021) — and **"can be made
 # faster?"**: a notebook 07 on faster sampling is planned as extension material.
 #
-# **On the 90-minute lecture route** (notebook 00): §1, §2, §4, §6 — **11 minutes**; the notebook runs in about 1½ minutes on a 2-core CPU
-# (full mode; its trainings are cached, so a re-run is quicker). 🔍 marks optional deep dives.
+# **On the 90-minute lecture route** (notebook 00): §1, §2, §4, §6 — **11 minutes**. In full mode on a 2-core CPU the
+# notebook runs in under a minute once its two trainings and its sampler comparison are cached; the first run, which
+# trains and samples, takes two to three minutes. 🔍 marks optional deep dives.
 #
 # Notation as in the deck: noise levels small to large, $\sigma_1 < \dots < \sigma_L$ (the 2019 paper numbers
 # them the other way round). In code, `sigma_min`, `sigma_max`, and `sigmas` in the order a sampler visits them.
@@ -51,18 +53,26 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from scoretutor import pick
-from scoretutor.densities import eight_gaussians, ncsn_mixture
+from scoretutor import fast_mode, pick
+from scoretutor.densities import GaussianMixture, eight_gaussians, ncsn_mixture
 from scoretutor.diffusion import ddpm
 from scoretutor.diffusion.gsn import exact_posterior_denoiser, gsn_chain, tweedie_denoiser
 from scoretutor.diffusion.likelihood import log_likelihood
-from scoretutor.diffusion.samplers import predictor_corrector, probability_flow, reverse_sde
+
+# %% slideshow={"slide_type": "skip"}
+from scoretutor.diffusion.samplers import (
+    ode_sde_marginals,
+    predictor_corrector,
+    probability_flow,
+    reverse_sde,
+)
 
 # %% slideshow={"slide_type": "skip"}
 from scoretutor.diffusion.sde import (
     VESDE,
     VPSDE,
     eps_model_score_fn,
+    marginal_ks_distance,
     marginal_mixture,
     mixture_prior_log_prob,
     mixture_score_fn,
@@ -73,10 +83,11 @@ from scoretutor.lecture import plotting as P
 from scoretutor.lecture.claims import check, check_greater, check_less, check_true
 
 # %% slideshow={"slide_type": "skip"}
-from scoretutor.lecture.exercises.diffusion import check_eps_score, check_reverse_sde_step
+from scoretutor.lecture.exercises.diffusion import check_eps_score, check_ode_vs_sde, check_reverse_sde_step
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.sampling import annealed_langevin, langevin
 from scoretutor.schedules import geometric_sigmas, ncsnv2_step_size
+from scoretutor.training import cached, fingerprint
 
 # %% slideshow={"slide_type": "skip"}
 t_start = time.time()
@@ -140,23 +151,99 @@ plt.show()
 # $\mathbf{s}_\theta(\mathbf{x}, \sigma(t))$. (Here $\mathbf{f} = 0$ and $g(t)^2 = d\sigma^2/dt$.)
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# **Exercise 1.** Write one Euler–Maruyama step of the reverse SDE, from $t$ to $t - \Delta t$:
+# **Debug.** *Exercise 1.* A colleague wrote one Euler–Maruyama step of the reverse SDE, from $t$ to $t - \Delta t$,
 # given $\mathbf{x}$, $\mathbf{f}(\mathbf{x}, t)$, $g(t)$ (shape $(N, 1)$), the score $\mathbf{s}$, $\Delta t$ and
-# $\mathbf{z} \sim \mathcal{N}(0, I)$. (Mind the direction of time.)
+# $\mathbf{z} \sim \mathcal{N}(0, I)$. Run from the prior, its samples fly apart. Find the slip and fix it; the
+# checker runs your step.
 
-# %%
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
 def reverse_sde_step(x, f, g, s, dt, z):
-    raise NotImplementedError  # your code here
+    """The colleague's step from t to t − Δt."""
+    return x + (f - g**2 * s) * dt + g * math.sqrt(dt) * z
 
 
-check_reverse_sde_step(reverse_sde_step);
+check_reverse_sde_step(reverse_sde_step, debug=True);
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
-def reverse_sde_step(x, f, g, s, dt, z):
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+def solution_reverse_sde_step(x, f, g, s, dt, z):
+    # the step goes from t to t − Δt, so the drift is *subtracted*: x − (f − g² s)·Δt, noise g·√Δt·z
     return x - (f - g**2 * s) * dt + g * math.sqrt(dt) * z
 
 
-check_reverse_sde_step(reverse_sde_step);
+check_true("the solution passes the checker", check_reverse_sde_step(solution_reverse_sde_step, debug=True))
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 🔍 Why the ODE has the SDE's marginals: Fokker–Planck
+#
+# **Predict, then check.** *Exercise 2.* Start the probability-flow ODE and the reverse SDE from the **same** 2,000
+# points $\mathbf{x}_1 \sim p_1$, with the exact score of the mixture (so nothing is learned, nothing is
+# approximated but the steps). (a) Will the two sets of samples have the same distribution? (b) For what fraction of
+# the starting points will the two samples land in the same mode? Write down both guesses, then run the cell.
+
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
+same_law = None             # True or False
+same_mode_fraction = None   # a number between 0 and 1
+check_ode_vs_sde(same_law, same_mode_fraction);
+
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+# the same law (Fokker–Planck, below); the points: about as often as two independent draws, 0.2² + 0.8²
+solution_same_law, solution_same_mode_fraction = True, 0.2**2 + 0.8**2
+check_true("the solution's predictions hold", check_ode_vs_sde(solution_same_law, solution_same_mode_fraction))
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Why.** The marginals of $d\mathbf{x} = \mathbf{f}\,dt + g\,d\mathbf{w}$ obey the Fokker–Planck equation
+# $$\frac{\partial p_t}{\partial t} = -\nabla\cdot(\mathbf{f}\,p_t) + \tfrac12 g^2\,\Delta p_t
+# = -\nabla\cdot\Big[\big(\mathbf{f} - \tfrac12 g^2\,\nabla\log p_t\big)\,p_t\Big],$$
+# since $\Delta p_t = \nabla\cdot\nabla p_t = \nabla\cdot(p_t\nabla\log p_t)$. The right-hand side is the continuity
+# equation of particles that move, without noise, with velocity $\mathbf{f} - \tfrac12 g^2\nabla\log p_t$: the
+# probability-flow ODE moves $p_t$ exactly as the SDE does. Run backwards from the same $p_1$, the ODE and the
+# reverse SDE (drift $\mathbf{f} - g^2\nabla\log p_t$: the same velocity, plus a pull up the score that its noise
+# undoes) pass through the same $p_t$ at every $t$. The law is shared, the paths are not. Below, in 1-D
+# ($\tfrac15\mathcal{N}(-5, 1) + \tfrac45\mathcal{N}(5, 1)$, the mixture's shadow on one axis), where $p_t$ is known
+# exactly: the mixture blurred by $\sigma(t)$.
+
+# %% slideshow={"slide_type": "fragment"}
+mix1 = GaussianMixture(torch.tensor([[-5.0], [5.0]], dtype=torch.float64), 1.0,
+                       torch.tensor([0.2, 0.8], dtype=torch.float64))
+n_fp, t_fp = pick(full=4000, fast=2000), [0.75, 0.5, 0.25, 0.0]
+x1_fp = marginal_mixture(mix1, ve, 1.0).sample(n_fp, seed(80))                # the exact p_1
+exact1 = mixture_score_fn(mix1, ve)
+ode_fp, sde_fp = ode_sde_marginals(exact1, ve, x1_fp, t_fp, n_steps=500, generator=seed(81))
+few = x1_fp[:6]                                                               # six paths of each, to look at
+ode_paths = probability_flow(exact1, ve, few, rtol=1e-6, atol=1e-6, t_eval=np.linspace(1, 0, 101)).trajectory
+sde_paths = reverse_sde(exact1, ve, few, 500, generator=seed(82), denoise=False, return_trajectory=True,
+                        trajectory_every=5, progress=False).trajectory
+
+# %% slideshow={"slide_type": "-"}
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.3), layout="constrained")
+for k in range(len(few)):
+    line, = axes[0].plot(np.linspace(1, 0, 101), ode_paths[:, k, 0], lw=1.5)
+    axes[0].plot(np.linspace(1, 0, 101), sde_paths[:, k, 0], lw=0.6, color=line.get_color())
+axes[0].set(xlabel="t (runs from 1 to 0)", ylabel="x", ylim=(-12, 12), xlim=(1, 0),
+            title="same starts: ODE (thick), SDE (thin)")
+grid = torch.linspace(-12, 12, 400, dtype=torch.float64)[:, None]
+for ax, t in zip(axes[1:], (0.5, 0.0), strict=True):
+    k = t_fp.index(t)
+    ax.hist([ode_fp[k, :, 0].numpy(), sde_fp[k, :, 0].numpy()], bins=60, range=(-12, 12), density=True,
+            histtype="step", label=["probability-flow ODE", "reverse SDE"])
+    ax.plot(grid[:, 0], marginal_mixture(mix1, ve, t).log_prob(grid).exp(), "k--", lw=1, label="exact p_t")
+    ax.set(xlabel="x", title=f"marginal at t = {t:g} (σ = {ve.sigma(t).item():.2g})")
+axes[2].legend(fontsize=8)
+plt.show()
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+ks_crit = 1.95 / math.sqrt(n_fp)   # exact draws of p_t: P(KS > 1.95/√n) ≈ 0.001; + 0.01 for the solvers' error
+for name, xs in (("probability-flow ODE", ode_fp), ("reverse SDE", sde_fp)):
+    ks = [marginal_ks_distance(xs[k], mix1, ve, t) for k, t in enumerate(t_fp)]
+    check_less(f"{name}: largest KS distance to the exact p_t, t = 0.75, 0.5, 0.25, 0", max(ks), ks_crit + 0.01)
+same_fp = ((ode_fp[-1] < 0) == (sde_fp[-1] < 0)).double().mean().item()
+check("paired ODE/SDE samples in the same mode at t = 0 (independent draws: 0.68)", same_fp, 0.68,
+      tol=4 * math.sqrt(0.68 * 0.32 / n_fp));
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# The histograms sit on the exact $p_t$ for both samplers (their Kolmogorov–Smirnov distances are within the noise of
+# $n$ draws), yet the paths part ways: in 1-D the ODE never reorders points (it is a monotone map), while the SDE
+# wanders, and a pair ends in the same mode only about as often as two independent draws would.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · One score model, four samplers
@@ -205,23 +292,28 @@ def sample_with(name, budget):
     return out.x, out.n_score_evals
 
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "skip"}
 budgets = pick(full=[50, 200, 1000], fast=[50, 200])
 samplers = ["annealed Langevin", "reverse SDE", "predictor–corrector", "probability flow"]
-results = {(s, b): sample_with(s, b) for s in samplers for b in budgets}
+run_all = lambda: {(s, b): (x, ev, sw(x)) for s in samplers for b in budgets for x, ev in [sample_with(s, b)]}
+# full mode: computed once per machine, keyed on the model's weights and everything sample_with uses
+key = dict(model=fingerprint(model), sde=repr(ve), N=N, budgets=budgets, seeds=[10, 11, 20, 21, 22], version=1)
+results = run_all() if fast_mode() else cached("06-four-samplers", run_all, **key)
+
+# %% slideshow={"slide_type": "fragment"}
 print(f"{'sampler':<21}{'evals':>6}{'(−5,−5) share':>17}{'SW₂ to data':>13}")
-for (s, _), (x, evals) in results.items():
+for (s, _), (x, evals, dist) in results.items():
     mf = mode_fractions(x, mix)
-    print(f"{s:<21}{evals:>6}{mf.fractions[0]:>10.3f} ± {mf.stderr[0]:.3f}{sw(x):>11.2f}")
+    print(f"{s:<21}{evals:>6}{mf.fractions[0]:>10.3f} ± {mf.stderr[0]:.3f}{dist:>11.2f}")
 print(f"{'(data vs data)':<27}{'0.200':>10}{floor:>19.2f}")
 
-# %% slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "fragment"}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
 for s in samplers:
     ev = [results[s, b][1] for b in budgets]
     mfs = [mode_fractions(results[s, b][0], mix) for b in budgets]
     axes[0].errorbar(ev, [m.fractions[0] for m in mfs], yerr=[2 * m.stderr[0] for m in mfs], marker="o", label=s)
-    axes[1].plot(ev, [sw(results[s, b][0]) for b in budgets], marker="o", label=s)
+    axes[1].plot(ev, [results[s, b][2] for b in budgets], marker="o", label=s)
 axes[0].axhline(0.2, color="k", lw=0.8, ls="--")
 axes[1].axhline(floor, color="k", lw=0.8, ls="--", label="data vs data")
 axes[0].set(xscale="log", xlabel="score evaluations", ylabel="(−5,−5) share (± 2 se)", title="mode weight")
@@ -236,11 +328,11 @@ best = {s: results[s, budgets[-1]][0] for s in samplers}
 for s in samplers:
     # recovered, rather than the ≈ 0.5 starting split of plain Langevin: within half of that gap
     check("(−5,−5) share, " + s, share(best[s]), 0.2, tol=0.15)
-sw_al = [sw(results["annealed Langevin", b][0]) for b in budgets]
+sw_al = [results["annealed Langevin", b][2] for b in budgets]
 check_true("annealed Langevin gets closer to the data with every budget", all(np.diff(sw_al) < 0),
            "SW₂ " + " → ".join(f"{v:.2f}" for v in sw_al))
 check_less("SW₂: reverse SDE at the smallest budget / annealed Langevin at the largest",
-           sw(results["reverse SDE", budgets[0]][0]) / sw_al[-1], 1);
+           results["reverse SDE", budgets[0]][2] / sw_al[-1], 1);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # Every sampler that anneals the noise lands near ⅕ : ⅘ — far from the ≈ ½ : ½ of plain Langevin (notebook 03).
@@ -441,6 +533,36 @@ check("DDPM's −log ᾱ_N − the SDE's −log α(1)²", (-abar[-1].log() + 2 *
 # ### ε-prediction is a score model
 #
 # DDPM trains $\boldsymbol\epsilon_\theta(\mathbf{x}_i, i)$ to predict the noise in $\mathbf{x}_i = \sqrt{\bar\alpha_i}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_i}\,\boldsymbol\epsilon$.
+# Is that a score model?
+#
+# **Derive.** *Exercise 3.* Write $\mathbf{x}_t = \alpha_t\mathbf{x}_0 + \sigma_t\boldsymbol\epsilon$ (here $\alpha_t = \sqrt{\bar\alpha_i}$,
+# $\sigma_t = \sqrt{1-\bar\alpha_i}$). Derive $\nabla_{\mathbf{x}_t}\log q(\mathbf{x}_t \mid \mathbf{x}_0)$ in terms of $\boldsymbol\epsilon$; from it,
+# write the two conversions `score_from_eps(eps, sigma_t)` and `eps_from_score(score, sigma_t)` (`sigma_t` has
+# shape $(N, 1)$). The answer follows below the exercise.
+
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
+def score_from_eps(eps, sigma_t):
+    raise NotImplementedError  # your code here
+
+
+def eps_from_score(score, sigma_t):
+    raise NotImplementedError  # your code here
+
+
+check_eps_score(score_from_eps, eps_from_score);
+
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+def solution_score_from_eps(eps, sigma_t):
+    return -eps / sigma_t       # ∇ log N(x_t; α_t x_0, σ_t² I) = −(x_t − α_t x_0)/σ_t² = −ε/σ_t
+
+
+def solution_eps_from_score(score, sigma_t):
+    return -sigma_t * score
+
+
+check_true("the solution passes the checker", check_eps_score(solution_score_from_eps, solution_eps_from_score))
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Since $\nabla_{\mathbf{x}_i}\log q(\mathbf{x}_i\mid\mathbf{x}_0) = -\boldsymbol\epsilon/\sqrt{1-\bar\alpha_i}$, the ε-loss is denoising
 # score matching with $\lambda = \sigma_t^2$ in disguise, and $\mathbf{s}_\theta = -\boldsymbol\epsilon_\theta/\sigma_t$.
 # We train an ε-network (the same MLP, conditioned on $\sigma_t$) on the VP SDE and sample it with the reverse SDE
@@ -457,32 +579,6 @@ print(f"VP ε-model + reverse SDE: (−5,−5) share {mf.fractions[0]:.3f} ± {m
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 check("(−5,−5) share, VP ε-model", mf.fractions[0].item(), 0.2, tol=0.15);
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
-# **Exercise 2.** Write the two conversions: `score_from_eps(eps, sigma_t)` and `eps_from_score(score, sigma_t)`
-# (`sigma_t` has shape $(N, 1)$).
-
-# %%
-def score_from_eps(eps, sigma_t):
-    raise NotImplementedError  # your code here
-
-
-def eps_from_score(score, sigma_t):
-    raise NotImplementedError  # your code here
-
-
-check_eps_score(score_from_eps, eps_from_score);
-
-# %% tags=["solution"] jupyter={"source_hidden": true}
-def score_from_eps(eps, sigma_t):
-    return -eps / sigma_t
-
-
-def eps_from_score(score, sigma_t):
-    return -sigma_t * score
-
-
-check_eps_score(score_from_eps, eps_from_score);
-
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### Training objective: the ELBO *is* weighted score matching
 #
@@ -494,7 +590,7 @@ check_eps_score(score_from_eps, eps_from_score);
 # $\lambda_i = \beta_i/(1-\beta_i) \approx \beta_i = g(t_i)^2\Delta t$: level $t$ weighted by $g(t)^2$, the **likelihood weighting**
 # $\lambda(t) = g(t)^2$ of Song, Durkan, Murray & Ermon (2021), under which the weighted score-matching loss bounds the
 # negative log-likelihood.
-# (`ddpm.dsm_weight` returns the factor of $\|\cdot\|^2$ itself, $\lambda_i/2$.) One check with an arbitrary $\boldsymbol\epsilon_\theta$:
+# (`ddpm.dsm_weight` returns this $\lambda_i$.) One check with an arbitrary $\boldsymbol\epsilon_\theta$:
 
 # %% slideshow={"slide_type": "fragment"}
 i = 300
@@ -503,7 +599,7 @@ eps_pred = eps + 0.3 * torch.randn(5, 2, generator=seed(62), dtype=torch.float64
 xi = abar[i - 1].sqrt() * x0 + (1 - abar[i - 1]).sqrt() * eps
 kl = ddpm.elbo_term(x0, xi, eps_pred, betas, i) - ddpm.elbo_term(x0, xi, eps, betas, i)   # θ-dependent part
 s_pred, s_true = -eps_pred / (1 - abar[i - 1]).sqrt(), -eps / (1 - abar[i - 1]).sqrt()
-dsm = ddpm.dsm_weight(betas, i) * ((s_pred - s_true) ** 2).sum(-1)
+dsm = ddpm.dsm_weight(betas, i) * 0.5 * ((s_pred - s_true) ** 2).sum(-1)   # λ_i · ½‖·‖²
 print("ELBO term:", kl.numpy().round(6), "\nweighted DSM:", dsm.numpy().round(6))
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}

@@ -245,6 +245,18 @@ def cache_path(name: str, **settings) -> Path:
     return cache_dir() / f"{name}-{digest}.pt"
 
 
+def fingerprint(model: nn.Module) -> str:
+    """A short sha256 of the model's weights (state-dict names, shapes, dtypes and values): the same weights
+    give the same string on any machine and device, any changed weight another. Key a result computed from
+    the model with it: ``cached(name, compute, model=fingerprint(m), …)``."""
+    h = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        v = value.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(v.shape)}:{v.dtype};".encode())
+        h.update((v.float() if v.dtype == torch.bfloat16 else v).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def cached(name: str, compute: Callable[[], object], **settings) -> object:
     """``compute()``, saved under :func:`cache_path` (``name``, ``settings``) and loaded from there next
     time: a notebook's slow, deterministic result (samples of a cached model, say) costs one run per

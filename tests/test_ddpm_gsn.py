@@ -55,7 +55,7 @@ def test_elbo_term_is_weighted_denoising_score_matching(i):
     kl = ddpm.elbo_term(x0, xi, eps_pred, BETAS, i)
     kl_perfect = ddpm.elbo_term(x0, xi, eps, BETAS, i)  # the θ-independent part: ε_θ = ε
     s_pred, s_true = -eps_pred / math.sqrt(1 - ab), -eps / math.sqrt(1 - ab)  # score ↔ ε, ∇log q(x_i|x_0)
-    dsm = ddpm.dsm_weight(BETAS, i) * ((s_pred - s_true) ** 2).sum(-1)
+    dsm = ddpm.dsm_weight(BETAS, i) * 0.5 * ((s_pred - s_true) ** 2).sum(-1)  # λ_i · ½‖·‖²
     torch.testing.assert_close(kl - kl_perfect, dsm, rtol=1e-9, atol=1e-12)
     # and against torch.distributions' KL of the two Gaussians
     mean_q, var_q = ddpm.posterior(x0, xi, BETAS, i)
@@ -64,6 +64,20 @@ def test_elbo_term_is_weighted_denoising_score_matching(i):
     ref = torch.distributions.kl_divergence(torch.distributions.Normal(mean_q, math.sqrt(var_q)),
                                             torch.distributions.Normal(mean_p, math.sqrt(beta))).sum(-1)
     torch.testing.assert_close(kl, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_dsm_weight_is_likelihood_weighting_g2_dt():
+    # λ_i = β_i/(1 − β_i) ≈ β_i = g(t_i)² Δt (VP SDE, Δt = 1/N, t_i = (i − 1)/(N − 1)),
+    # relative gap β_i/(1 − β_i)
+    n = 1000
+    vp = VPSDE()
+    betas = vp.ddpm_betas(n)
+    for i in (2, 300, 1000):
+        t = torch.tensor([(i - 1) / (n - 1)], dtype=F64)
+        g2_dt = vp.diffusion(t).item() ** 2 / n
+        beta = betas[i - 1].item()
+        assert math.isclose(ddpm.dsm_weight(betas, i), beta / (1 - beta), rel_tol=1e-12)
+        assert abs(ddpm.dsm_weight(betas, i) / g2_dt - 1) <= beta / (1 - beta) + 1e-9
 
 
 def test_ddpm_bad_inputs():

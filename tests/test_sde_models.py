@@ -8,6 +8,7 @@ import torch
 from scoretutor.densities import ncsn_mixture
 from scoretutor.diffusion.sde import VESDE, VPSDE
 from scoretutor.diffusion.toy_models import train_ve_model, train_vp_eps_model
+from scoretutor.training import fingerprint
 
 
 def test_training_is_cached_by_settings(tmp_path, monkeypatch):
@@ -27,3 +28,14 @@ def test_training_is_cached_by_settings(tmp_path, monkeypatch):
     assert len(h) == 3 and len(list(tmp_path.glob("*.pt"))) == 1
     with pytest.raises(ValueError, match="VESDE"):
         train_ve_model(mix.sample, "ncsn", VPSDE(), n_steps=1)
+
+
+def test_fingerprint_names_the_weights():
+    mix, sde = ncsn_mixture(), VESDE(0.01, 20.0)
+    settings = dict(n_steps=2, hidden=8, batch_size=16, device="cpu", cache=False)
+    a, _ = train_ve_model(mix.sample, "ncsn", sde, **settings)
+    b, _ = train_ve_model(mix.sample, "ncsn", sde, **settings)
+    assert fingerprint(a) == fingerprint(b) and len(fingerprint(a)) == 16  # seeded: the same weights
+    with torch.no_grad():
+        next(b.parameters()).view(-1)[0] += 1e-6
+    assert fingerprint(a) != fingerprint(b)

@@ -11,9 +11,11 @@ and the model p_θ(x_{i−1} | x_i) = N(μ_θ, σ_i² I) with μ_θ = (x_i − �
 The KL's mean term is then (Ho et al. eq. 12)
     ‖μ̃_i − μ_θ‖²/(2σ_i²) = β_i² / (2σ_i² (1 − β_i)(1 − ᾱ_i)) ‖ε − ε_θ(x_i, i)‖²,
 and since ε = −√(1 − ᾱ_i) ∇ log q(x_i | x_0) and ε_θ = −√(1 − ᾱ_i) s_θ, with σ_i² = β_i it is
-    β_i / (2(1 − β_i)) · ‖s_θ(x_i, i) − ∇_{x_i} log q(x_i | x_0)‖²:
-denoising score matching weighted by λ_i = β_i/(2(1 − β_i)) ≈ ½ g(t_i)² Δt — the deck's table row
-"training objective: score matching ↔ ELBO" (Song et al. 2021b call λ = g² "likelihood weighting").
+    λ_i · ½ ‖s_θ(x_i, i) − ∇_{x_i} log q(x_i | x_0)‖²,   λ_i = β_i/(1 − β_i):
+denoising score matching with weight λ_i in the suite's convention (λ multiplies ½‖·‖², as in
+``losses.ncsn_loss``), and λ_i ≈ β_i = g(t_i)² Δt for the VP SDE — level t weighted by g(t)², the
+"likelihood weighting" λ = g² of Song, Durkan, Murray & Ermon (2021). That is the deck's table row
+"training objective: score matching ↔ ELBO".
 """
 
 from __future__ import annotations
@@ -82,8 +84,11 @@ def elbo_term(x0: Tensor, xi: Tensor, eps_pred: Tensor, betas, i: int) -> Tensor
 
 
 def dsm_weight(betas, i: int) -> float:
-    """λ_i = β_i/(2(1 − β_i)): L_{i−1} = λ_i ‖s_θ − ∇ log q(x_i | x_0)‖² + (a constant in θ)."""
+    """λ_i = β_i/(1 − β_i): L_{i−1} = λ_i · ½ ‖s_θ − ∇ log q(x_i | x_0)‖² + (a constant in θ).
+
+    λ multiplies ½‖·‖², as everywhere in the suite (``losses.ncsn_loss``); λ_i ≈ β_i = g(t_i)² Δt.
+    """
     b = _check_betas(betas)
     i = _check_index(i, b.numel(), 2)
     beta = b[i - 1].item()
-    return beta / (2 * (1 - beta))
+    return beta / (1 - beta)

@@ -11,7 +11,7 @@ a failed ODE solve :class:`ODESolverError`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from scoretutor.checks import count, positive
 from scoretutor.config import show_progress
 from scoretutor.device import randn_like
+from scoretutor.diffusion.sde import check_time
 from scoretutor.sampling import (
     SamplerDivergenceError,
     SamplerOutput,
@@ -133,8 +134,8 @@ def predictor_corrector(score_fn: Callable[[Tensor, Tensor], Tensor], sde, x_T: 
 
 @torch.no_grad()
 def probability_flow(score_fn: Callable[[Tensor, Tensor], Tensor], sde, x_T: Tensor, rtol: float = 1e-5,
-                     atol: float = 1e-5, method: str = "RK45", return_trajectory: bool = False
-                     ) -> SamplerOutput:
+                     atol: float = 1e-5, method: str = "RK45", return_trajectory: bool = False,
+                     t_eval: Sequence[float] | None = None) -> SamplerOutput:
     """Integrate the probability-flow ODE dx/dt = f(x, t) − ½ g(t)² s_θ(x, t) from t = 1 to t_min.
 
     Deterministic: the samples are a fixed function of x_T, and their law equals p_{t_min} only
@@ -146,7 +147,8 @@ def probability_flow(score_fn: Callable[[Tensor, Tensor], Tensor], sde, x_T: Ten
     float64 on the CPU and calls the score on x's device: one host copy of the state per
     evaluation, negligible next to a network call (torchdiffeq would avoid it on a GPU).
     ``n_score_evals`` is the solver's number of right-hand-side evaluations; the trajectory holds
-    the accepted steps.
+    the accepted steps, or, with ``t_eval`` (times in [t_min, 1]), the states at those times from the
+    solver's dense output (its interpolant, accurate to the tolerances).
     """
     from scipy.integrate import solve_ivp
 
@@ -163,11 +165,50 @@ def probability_flow(score_fn: Callable[[Tensor, Tensor], Tensor], sde, x_T: Ten
         return dx.reshape(-1).double().cpu().numpy()
 
     y0 = x.reshape(-1).double().cpu().numpy()
-    sol = solve_ivp(rhs, (1.0, sde.t_min), y0, method=method, rtol=rtol, atol=atol)
+    times = None if t_eval is None else check_time(t_eval, name="t_eval").tolist()
+    if times is not None and min(times) < sde.t_min:
+        raise ValueError(f"t_eval must lie in [t_min, 1] = [{sde.t_min:g}, 1], got {times}")
+    sol = solve_ivp(rhs, (1.0, sde.t_min), y0, method=method, rtol=rtol, atol=atol,
+                    dense_output=times is not None)
     if not sol.success:
         raise ODESolverError(f"probability_flow: the ODE solver failed: {sol.message}")
     out = torch.from_numpy(sol.y[:, -1].copy()).to(device=device, dtype=dtype).reshape(shape)
     traj = None
-    if return_trajectory:
+    if times is not None:
+        states = sol.sol(times).T if len(times) else sol.y[:, :0].T
+        traj = torch.from_numpy(states.copy()).to(device=device, dtype=dtype).reshape(-1, *shape)
+    elif return_trajectory:
         traj = torch.from_numpy(sol.y.T.copy()).to(device=device, dtype=dtype).reshape(-1, *shape)
     return SamplerOutput(out, traj, None, int(sol.nfev))
+
+
+def ode_sde_marginals(score_fn: Callable[[Tensor, Tensor], Tensor], sde, x_T: Tensor, times: Sequence[float],
+                      n_steps: int = 1000, generator: torch.Generator | None = None, rtol: float = 1e-6,
+                      atol: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """The probability-flow ODE and the reverse SDE, both from the same x_T, seen at ``times``.
+
+    Why they should agree (Fokker–Planck): the marginals of dx = f dt + g dw obey
+        ∂p_t/∂t = −∇·(f p_t) + ½ g² Δp_t = −∇·((f − ½ g² ∇log p_t) p_t),
+    a continuity equation for the velocity f − ½ g² ∇log p_t, so the ODE dx/dt = f − ½ g² ∇log p_t
+    moves p_t exactly as the SDE does; run backwards from x_T ~ p_1, both give p_t at every t (and so
+    does the reverse SDE, whose drift f − g² ∇log p_t adds the noise's ½ g² Δp back). Their *paths*
+    differ: the ODE is a fixed map of x_T, the SDE injects fresh noise.
+
+    ``times`` in [t_min, 1] must lie on the reverse SDE's grid t_k = 1 − k (1 − t_min)/n_steps.
+    Returns (ode, sde), each of shape (len(times), *x_T.shape): ``probability_flow`` (its dense output,
+    tolerances ``rtol``/``atol``) and ``reverse_sde`` (Euler–Maruyama, ``n_steps``, noise on every
+    step, ``generator``).
+    """
+    ts = check_time(times, name="times").tolist()
+    n_steps = count(n_steps, "n_steps", 1)
+    span = 1.0 - sde.t_min
+    ks = [round((1.0 - t) / span * n_steps) for t in ts]
+    for t, k in zip(ts, ks, strict=True):
+        if abs(1.0 - k * span / n_steps - t) > 1e-9 or t < sde.t_min:
+            raise ValueError(f"times must lie on the reverse SDE's grid 1 − k·{span:g}/{n_steps} "
+                             f"(k = 0 … {n_steps}), got t = {t:g}")
+    ode = probability_flow(score_fn, sde, x_T, rtol=rtol, atol=atol, t_eval=ts).trajectory
+    every = math.gcd(*ks, n_steps)  # divides n_steps: the trajectory holds steps 0, every, 2·every, …
+    path = reverse_sde(score_fn, sde, x_T, n_steps, generator=generator, denoise=False,
+                       return_trajectory=True, trajectory_every=every, progress=False).trajectory
+    return ode, path[[k // every for k in ks]]

@@ -77,3 +77,5 @@ def train_vp_eps_model(data: Callable[[int, torch.Generator], Tensor], data_name
     settings = dict(sde=repr(sde), hidden=hidden, n_layers=n_layers, dim=dim)
     return _train("vp-eps", model, lambda m, x, g: vp_eps_loss(m, x, sde, generator=g), data, data_name,
                   settings, n_steps, batch_size, lr, seed, device, cache, progress)
+
+
