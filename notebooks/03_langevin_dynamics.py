@@ -25,7 +25,7 @@
 # provably produces samples of $p$ — *as $\epsilon\to 0$ and $K\to\infty$*.
 #
 # 1. the sampler in five lines, and an exercise; 2. convergence for several step sizes $\epsilon$;
-# 3. 🔍 why a finite $\epsilon$ is biased, and MALA; 4. an explorer for $\epsilon$ and $K$;
+# 3. 🔍 why a finite $\epsilon$ is biased (predict it, then derive it), and MALA; 4. an explorer for $\epsilon$ and $K$;
 # 5. **low-density regions**: a learned score is wrong where there are no data; 6. **the mode-weight failure**.
 #
 # **On the 90-minute lecture route** (notebook 00): §1, §4 (live explorer), §5, §6 — **20 minutes**; the notebook runs in about a minute on a laptop
@@ -46,8 +46,12 @@ from scoretutor import fast_mode, get_device, pick
 # %% slideshow={"slide_type": "skip"}
 from scoretutor.densities import GaussianMixture, ncsn_mixture
 from scoretutor.lecture import plotting as P
-from scoretutor.lecture.claims import check, check_greater, check_less
-from scoretutor.lecture.exercises.langevin import check_langevin_step, check_stationary_variance
+from scoretutor.lecture.claims import check, check_greater, check_less, check_true
+from scoretutor.lecture.exercises.langevin import (
+    check_langevin_step,
+    check_stationary_variance,
+    check_variance_prediction,
+)
 from scoretutor.lecture.widgets.langevin import LangevinExplorer
 from scoretutor.losses import denoising_score_matching
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
@@ -116,7 +120,7 @@ def reference_step(x, score_fn, eps, z):
     return x + eps * score_fn(x) + math.sqrt(2 * eps) * z
 
 
-assert check_langevin_step(reference_step)
+check_true("the solution passes the checker", check_langevin_step(reference_step))
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · Does it converge? Distance to the target against steps
@@ -177,12 +181,46 @@ check_greater("ε = 0.01 is still further from p than ε = 0.05 (SW₂ differenc
 # ## 3 · 🔍 Deep dive: why a finite step is biased — the Gaussian case in closed form
 #
 # For $p = \mathcal{N}(0, \tau^2)$ the score is $-x/\tau^2$, and one step is linear:
-# $x' = \underbrace{(1 - \epsilon/\tau^2)}_{a}\,x + \sqrt{2\epsilon}\,z$. Taking variances, $v' = a^2 v + 2\epsilon$,
-# whose fixed point (stable iff $|a|<1$, i.e. $0<\epsilon<2\tau^2$) is
-# $$v_\infty = \frac{2\epsilon}{1-(1-\epsilon/\tau^2)^2} = \frac{\tau^2}{1-\epsilon/(2\tau^2)} \;>\; \tau^2 .$$
-# The unadjusted chain (ULA) is **too wide by a factor $1/(1-\epsilon/(2\tau^2))$**, an $O(\epsilon)$ bias that no number of
-# steps removes. MALA's accept/reject step makes $p$ exactly invariant, so it has no such bias.
-# Below: the variance each sampler settles at, started from exact samples of $\mathcal{N}(0, 1)$.
+# $x' = \underbrace{(1 - \epsilon/\tau^2)}_{a}\,x + \sqrt{2\epsilon}\,z$. Start the chain from exact samples of $p$ and
+# run it until it has forgotten its start. Does its variance stay at $\tau^2$?
+#
+# **Predict, then check.** For $\tau^2 = 1$ and $\epsilon = 0.5$, what variance does the chain settle at? Write down a
+# number before you compute anything (a guess is fine); the checker runs 20,000 chains and tells you what happened.
+
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
+my_prediction = None  # your number
+
+check_variance_prediction(my_prediction, eps=0.5, tau2=1.0);
+
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+solution_prediction = 4 / 3  # τ²/(1 − ε/(2τ²)) with ε = 0.5, τ² = 1: derived in the next exercise
+check_true("the solution passes the checker", check_variance_prediction(solution_prediction, eps=0.5, tau2=1.0))
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Derive.** Now explain the number. Take the variance of both sides of one step ($z$ is independent of $x$), find the
+# fixed point $v_\infty(\epsilon, \tau^2)$ of the map $v \mapsto v'$, and say for which $\epsilon$ the chain reaches it. Write it
+# as `my_variance(eps, tau2)`; the derivation follows the figure below (and the collapsed solution cell).
+
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
+def my_variance(eps, tau2):
+    raise NotImplementedError  # your formula here
+
+
+check_stationary_variance(my_variance);
+
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+# v' = a²v + 2ε with a = 1 − ε/τ²; the fixed point v = 2ε/(1 − a²) is reached iff |a| < 1, i.e. 0 < ε < 2τ²
+def solution_variance(eps, tau2):
+    return 2 * eps / (1 - (1 - eps / tau2) ** 2)
+
+
+check_true("the solution passes the checker", check_stationary_variance(solution_variance))
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### The measurement for every step size
+#
+# The variance each sampler settles at, started from exact samples of $\mathcal{N}(0, 1)$, for step sizes from 0.01 to 1.9,
+# with unadjusted Langevin (ULA) and with MALA (its Metropolis-corrected version from §2). The black line is your $v_\infty$.
 
 # %% slideshow={"slide_type": "-"}
 tau2, n_var, eps_grid = 1.0, pick(full=40000, fast=10000), np.geomspace(0.01, 1.9, 10)
@@ -204,20 +242,11 @@ check_less("ULA variance = formula: largest deviation in standard errors",
 check_less("MALA variance = τ²: largest deviation in standard errors", np.abs((np.array(mala_var) - tau2) / se).max(), 4);
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# At $\epsilon = 1.9$ the unadjusted chain's variance is 20 times too large; at $\epsilon = 0.01$ it is 0.5 % too large.
-#
-# **Exercise 2.** Derive $v_\infty(\epsilon, \tau^2)$ yourself and write it as `my_variance(eps, tau2)` (solution collapsed below).
-
-# %% slideshow={"slide_type": "-"} tags=["exercise"]
-def my_variance(eps, tau2):
-    raise NotImplementedError  # your formula here
-
-
-check_stationary_variance(my_variance);
-
-# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
-# v = a²v + 2ε with a = 1 − ε/τ² gives v = 2ε/(1 − a²)
-assert check_stationary_variance(lambda eps, tau2: 2 * eps / (1 - (1 - eps / tau2) ** 2))
+# **The derivation.** Taking variances, $v' = a^2 v + 2\epsilon$, whose fixed point (stable iff $|a|<1$, i.e. $0<\epsilon<2\tau^2$) is
+# $$v_\infty = \frac{2\epsilon}{1-(1-\epsilon/\tau^2)^2} = \frac{\tau^2}{1-\epsilon/(2\tau^2)} \;>\; \tau^2 ,$$
+# $4/3$ at $\epsilon = 0.5$. The unadjusted chain is **too wide by a factor $1/(1-\epsilon/(2\tau^2))$**, an $O(\epsilon)$ bias that
+# no number of steps removes: at $\epsilon = 1.9$ its variance is 20 times too large, at $\epsilon = 0.01$ 0.5 % too large.
+# MALA's accept/reject step makes $p$ exactly invariant, so it has no such bias.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · Explore: step size ε, number of steps K, number of particles

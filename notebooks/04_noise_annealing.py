@@ -24,7 +24,8 @@
 # 1. perturbed densities $p_{\sigma}$: too much noise, no signal; too little, poor coverage;
 # 2. many noise levels $\sigma_1 < \dots < \sigma_L$ and one **noise-conditional score model** $\mathbf{s}_\theta(\mathbf{x}, i)$;
 # 3. training it; 4. **annealed Langevin dynamics**, which fixes the mode weights (Song & Ermon's Fig. 3);
-# 5. an explorer, an exercise and a recap. 🔍 Deep dives: the final denoising step, the NCSNv2 rules, the rings.
+# 5. an explorer, a debugging exercise and a recap. 🔍 Deep dives: data on a curve (the manifold hypothesis), the final
+#    denoising step, the NCSNv2 rules, the rings.
 #
 # **On the 90-minute lecture route** (notebook 00): §1–§4, the explorer §5 (live) and the recap — **23 minutes**; the notebook runs in about a
 # minute on a laptop CPU (full mode; the main training is cached, so a re-run is quicker).
@@ -39,14 +40,14 @@ import numpy as np
 import torch
 
 from scoretutor import fast_mode, pick, schedules
-from scoretutor.densities import ncsn_mixture, rings
+from scoretutor.densities import UniformCircle, ncsn_mixture, rings
 from scoretutor.lecture import plotting as P
 from scoretutor.lecture.claims import check, check_greater, check_less, check_true
 from scoretutor.lecture.exercises.annealing import check_annealed_langevin
 from scoretutor.lecture.widgets.annealing import AnnealingExplorer, NoiseTradeoffExplorer
 
 # %% slideshow={"slide_type": "skip"}
-from scoretutor.losses import ncsn_loss
+from scoretutor.losses import implicit_score_matching, ncsn_loss
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.models import NoiseConditionalScoreMLP
 from scoretutor.sampling import annealed_langevin, langevin
@@ -76,6 +77,69 @@ for sigma in (0.5, 2.0, 8.0):  # p_σ(x) = E_{y∼p} N(x; y, σ²I), by Monte Ca
     closed = mix64.perturb(sigma).log_prob(x_check).exp()
     z_max = max(z_max, ((kernel.mean(1) - closed) / (kernel.std(1) / math.sqrt(len(y)))).abs().max().item())
 check_less("closed-form p_σ = Monte Carlo integral: largest deviation in standard errors", z_max, 4.5);
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### 🔍 Deep dive: data on a curve have no score — the manifold hypothesis
+#
+# Real data are thought to concentrate near a low-dimensional set (the **manifold hypothesis**, Song & Ermon 2019, §3.1).
+# Take the extreme in 2-D: points uniform on the unit circle (`UniformCircle`). This distribution has no density in the
+# plane, so $\nabla_\mathbf{x}\log p$ is undefined everywhere, on the circle and off it. The perturbed $p_\sigma$ has one: with
+# $r = \|\mathbf{x}\|$ the integral over the angle is a Bessel function,
+# $p_\sigma(\mathbf{x}) = e^{-(r^2+R^2)/(2\sigma^2)}\,I_0(rR/\sigma^2)/(2\pi\sigma^2)$ (`NoisyCircle`, tested against quadrature over the angle),
+# and its score points back to the circle with magnitude ≈ distance/σ²:
+# $-\sigma^2\nabla_\mathbf{x}\log p_\sigma(\mathbf{x}) \to \mathbf{x} - \mathrm{proj}(\mathbf{x})$ as $\sigma \to 0$.
+
+# %% slideshow={"slide_type": "-"}
+circle = UniformCircle(1.0)
+fig, axes = P.figure_row(3, size=3.3)
+for ax, s in zip(axes, (0.3, 0.1), strict=False):
+    P.plot_density(ax, circle.perturb(s).log_prob, 2.0, title=f"p_σ and its score, σ = {s}")
+    P.plot_score_field(ax, circle.perturb(s).score, 2.0, n=15)
+d = torch.logspace(-2, 0, 60, dtype=torch.float64)
+ray = torch.stack([1 + d, 0 * d], -1)  # outside the circle, at distance d from it
+for s in (0.3, 0.1, 0.03):
+    (line,) = axes[2].loglog(d, circle.perturb(s).score(ray).norm(dim=-1), label=f"σ = {s}")
+    axes[2].loglog(d, d / s**2, ":", color=line.get_color())
+axes[2].set(xlabel="distance to the circle", title="‖∇log p_σ‖ (dotted: distance/σ²)")
+axes[2].legend()
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# The smaller σ, the steeper the field; at σ = 0 it is infinite off the circle. (Close to the circle the norm levels off
+# at $1/(2R) = \tfrac12$: the ridge of $p_\sigma$ lies $\sigma^2/(2R)$ inside the circle, because the circle curves.)
+# What does score matching make of the circle's points themselves? Take the field $\mathbf{s}_c(\mathbf{x}) = -c\,(\mathbf{x} - \mathrm{proj}(\mathbf{x}))$,
+# which pulls towards the circle with strength $c$, and evaluate the implicit score-matching objective
+# $J = \mathbb{E}[\operatorname{tr}\nabla_\mathbf{x}\mathbf{s}_c + \tfrac12\|\mathbf{s}_c\|^2]$ (notebook 02; the trace by autograd) on the data, without and with noise:
+
+# %% slideshow={"slide_type": "-"}
+pull = lambda c: lambda x: -c * (x - circle.project(x))
+c_grid, g_circle = np.linspace(0, 150, 31), seeded(5)
+data = {"σ = 0 (on the circle)": circle.sample(2000, generator=g_circle, dtype=torch.float64)}
+data |= {f"σ = {s}": circle.perturb(s).sample(2000, generator=g_circle, dtype=torch.float64) for s in (0.3, 0.1)}
+objective = {k: np.array([implicit_score_matching(pull(c), x).item() for c in c_grid]) for k, x in data.items()}
+fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
+for name, J in objective.items():
+    ax.plot(c_grid, J, label=name)
+ax.plot([1 / 0.3**2, 1 / 0.1**2], [-0.5 / 0.3**2, -0.5 / 0.1**2], "k+", ms=10, label="c = 1/σ², J = −c/2")
+ax.set(xlabel="strength c of the pull", ylabel="J(c) = E[tr ∇s_c + ½‖s_c‖²]", ylim=(-160, 60))
+ax.legend()
+plt.show()
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+x_near = circle.perturb(0.05).sample(2000, generator=seeded(6), dtype=torch.float64)
+residual = -(0.05**2) * circle.perturb(0.05).score(x_near) - (x_near - circle.project(x_near))
+check_less("σ = 0.05, samples of p_σ: max ‖−σ²∇log p_σ(x) − (x − proj x)‖", residual.norm(dim=-1).max(), 0.002)
+check_less("σ = 0 (data on the circle): max |J(c) + c| over c", np.abs(objective["σ = 0 (on the circle)"] + c_grid).max(), 1e-9)
+for s in (0.3, 0.1):
+    a2, a1, _ = np.polyfit(c_grid, objective[f"σ = {s}"], 2)  # J is quadratic in c
+    check(f"σ = {s}: the minimiser of J(c), times σ²", -a1 / (2 * a2) * s**2, 1.0, 0.1)
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# On the circle $\mathbf{s}_c$ vanishes and its divergence is $-c$, so $J(c) = -c$: the steeper the pull, the lower the loss,
+# **and no minimum**. Score matching on data on a curve has no consistent target: it pushes a network towards ever steeper
+# fields, and what the network ends up with off the curve is not fixed by the data. On noisy data $J(c) \approx -c + \tfrac12 c^2\sigma^2$, smallest at $c \approx 1/\sigma^2$, the strength
+# of $p_\sigma$'s score near the curve: noise makes the score, and its estimate, well defined everywhere. Images are the
+# high-dimensional case: a 28 × 28 digit has 784 coordinates but far fewer degrees of freedom.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### The trade-off: how much noise?
@@ -318,16 +382,24 @@ explorer = AnnealingExplorer(model, n_particles=300)
 explorer
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 6 · Exercise: write annealed Langevin yourself
+# ## 6 · Exercise: debug an annealed sampler
 #
-# Without scrolling up, complete `my_annealed_langevin`. `noise(shape)` returns a fresh $\mathbf{z} \sim \mathcal{N}(0, I)$; call it
-# exactly once per step. Skip the final denoising step. (The solution is in the collapsed cell below.)
+# **Debug.** A colleague wrote annealed Langevin from the 2019 paper, which numbers the levels the other way round. It runs,
+# but the particles come out wrong: the sampler below has **three slips**. Run the cell: the checker runs it on our mixture
+# with the exact scores, says what the particles did (the share of the (−5,−5) mode, their spread) and names one slip.
+# Fix the slips one at a time; before each run, say what your fix should change in those numbers.
+#
+# As in §4, `sigmas` is in visiting order ($\sigma_L = 20$ first) and $\alpha_i = \epsilon\,\sigma_i^2/\sigma_1^2$ with $\sigma_1$ the smallest level;
+# `noise(shape)` returns a fresh $\mathbf{z} \sim \mathcal{N}(0, I)$ (call it once per step); there is no final denoising step.
 
 # %% slideshow={"slide_type": "-"} tags=["exercise"]
 def my_annealed_langevin(score_fn, x0, sigmas, eps, T, noise):
-    """For each σ in `sigmas` (largest first): α = ε·σ²/σ_min², then T steps x ← x + α·s(x, σ) + √(2α)·z."""
     x = x0
-    raise NotImplementedError  # your code here
+    sigma_1 = sigmas[0]
+    for sigma in sorted(sigmas):
+        alpha = eps * (sigma / sigma_1) ** 2
+        for _ in range(T):
+            x = x + alpha * score_fn(x, sigma) + math.sqrt(alpha) * noise(x.shape)
     return x
 
 
@@ -336,10 +408,11 @@ check_annealed_langevin(my_annealed_langevin);
 # %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
 def solution_annealed_langevin(score_fn, x0, sigmas, eps, T, noise):
     x = x0
-    for sigma in sigmas:  # largest first: the σ_L model starts, the σ₁ model refines
-        alpha = eps * sigma**2 / sigmas[-1] ** 2
+    sigma_1 = sigmas[-1]  # the smallest level: σ_1 in the deck's numbering (the paper's σ_L)
+    for sigma in sigmas:  # already in visiting order: the σ_L model starts, the σ₁ model refines
+        alpha = eps * (sigma / sigma_1) ** 2
         for _ in range(T):
-            x = x + alpha * score_fn(x, sigma) + math.sqrt(2 * alpha) * noise(x.shape)
+            x = x + alpha * score_fn(x, sigma) + math.sqrt(2 * alpha) * noise(x.shape)  # √(2α), not √α
     return x
 
 

@@ -247,3 +247,90 @@ def gaussian_score(mean: Tensor | float, var: Tensor | float) -> Callable[[Tenso
         positive(var, "var")
     return lambda x: -(x - torch.as_tensor(mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(
         var, dtype=x.dtype, device=x.device)
+
+
+class UniformCircle:
+    """Data on a 1-D manifold in 2-D: the uniform distribution on the circle ‖x‖ = R.
+
+    It has no density in 2-D, hence no score: ∇ₓ log p is undefined on the circle and off it
+    (Song & Ermon 2019, §3.1, the manifold hypothesis). Its perturbation p_σ = p ∗ N(0, σ²I)
+    (:meth:`perturb`) has a smooth density and score everywhere.
+    """
+
+    dim = 2
+
+    def __init__(self, radius: float = 1.0):
+        self.radius = positive(radius, "radius")
+
+    def __repr__(self) -> str:
+        return f"UniformCircle(radius={self.radius:g})"
+
+    def sample(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+               ) -> Tensor:
+        """n points R·(cos θ, sin θ) with θ ~ U[0, 2π), shape (n, 2)."""
+        n = count(n, "n")
+        device = generator_device(generator, None)
+        theta = 2 * math.pi * torch.rand(n, generator=generator, dtype=dtype, device=device)
+        return self.radius * torch.stack([theta.cos(), theta.sin()], dim=-1)
+
+    def project(self, x: Tensor) -> Tensor:
+        """The nearest point of the circle, R·x/‖x‖ (undefined at x = 0)."""
+        return self.radius * x / x.norm(dim=-1, keepdim=True)
+
+    def perturb(self, sigma: float) -> NoisyCircle:
+        """p_σ = p ∗ N(0, σ²I), the density of x + σz for x on the circle."""
+        return NoisyCircle(self.radius, sigma)
+
+    def noise_conditional_score(self) -> Callable[[Tensor, float], Tensor]:
+        """The exact s(x, σ) = ∇ₓ log p_σ(x), for ``annealed_langevin``."""
+        return lambda x, sigma: NoisyCircle(self.radius, float(sigma)).score(x)
+
+
+class NoisyCircle:
+    """p_σ for data uniform on the circle ‖x‖ = R: with r = ‖x‖ and κ = rR/σ²,
+
+    p_σ(x) = (2π)⁻¹∫ N(x; R(cos θ, sin θ), σ²I) dθ = e^{−(r² + R²)/(2σ²)} I₀(κ) / (2πσ²),
+    ∇ₓ log p_σ(x) = (R·I₁(κ)/I₀(κ) − r)·x̂/σ²   (x̂ = x/r; 0 at x = 0).
+
+    As σ → 0, I₁/I₀(κ) = 1 − 1/(2κ) + O(κ⁻²), so −σ²∇log p_σ(x) = x − proj(x) + O(σ²): the score
+    points back to the circle with magnitude distance/σ², infinite in the limit.
+    """
+
+    dim = 2
+
+    def __init__(self, radius: float, sigma: float):
+        self.radius, self.sigma = positive(radius, "radius"), positive(sigma, "sigma")
+
+    def __repr__(self) -> str:
+        return f"NoisyCircle(radius={self.radius:g}, sigma={self.sigma:g})"
+
+    def _kappa(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.ndim < 1 or x.shape[-1] != 2:
+            raise ValueError(f"x must have shape (..., 2), got {tuple(x.shape)}")
+        r = x.norm(dim=-1)
+        return r, r * self.radius / self.sigma**2
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log p_σ(x), with the exponentially scaled Bessel function i0e(κ) = e^{−κ}I₀(κ) (no overflow)."""
+        r, kappa = self._kappa(x)
+        R, s2 = self.radius, self.sigma**2
+        return -(r - R) ** 2 / (2 * s2) + torch.log(torch.special.i0e(kappa)) - math.log(2 * math.pi * s2)
+
+    def prob(self, x: Tensor) -> Tensor:
+        return self.log_prob(x).exp()
+
+    def score(self, x: Tensor) -> Tensor:
+        """∇ₓ log p_σ(x) = (R²/σ²·A(κ)/κ − 1)·x/σ² with A = I₁/I₀ (A(κ)/κ → ½ as κ → 0, no 0/0)."""
+        _, kappa = self._kappa(x)
+        tiny = kappa < 1e-6
+        safe = torch.where(tiny, torch.ones_like(kappa), kappa)
+        a_over_k = torch.where(tiny, torch.full_like(kappa, 0.5),
+                               torch.special.i1e(safe) / torch.special.i0e(safe) / safe)
+        s2 = self.sigma**2
+        return (self.radius**2 / s2 * a_over_k - 1)[..., None] * x / s2
+
+    def sample(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+               ) -> Tensor:
+        """n samples x + σz, x uniform on the circle, shape (n, 2)."""
+        x = UniformCircle(self.radius).sample(n, generator, dtype)
+        return x + self.sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

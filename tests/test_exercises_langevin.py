@@ -5,8 +5,12 @@ import math
 import pytest
 import torch
 
-from scoretutor.lecture.exercises.langevin import check_langevin_step, check_stationary_variance
-from scoretutor.sampling import langevin
+from scoretutor.lecture.exercises.langevin import (
+    check_langevin_step,
+    check_stationary_variance,
+    check_variance_prediction,
+)
+from scoretutor.sampling import langevin, ula_stationary_variance
 
 
 def correct_step(x, score_fn, eps, z):
@@ -52,3 +56,33 @@ def test_stationary_variance_checker(capsys):
     assert "target's variance" in capsys.readouterr().out
     assert check_stationary_variance(lambda e, s2: s2 + e) is False
     # the reference is sampling.ula_stationary_variance, tested against the variance recursion there
+
+
+
+def test_variance_prediction_runs_the_chain_and_accepts_the_derived_value(capsys):
+    # the measurement agrees with the closed form: the right prediction passes at several settings
+    for eps, tau2 in ((0.5, 1.0), (0.1, 1.0), (1.5, 2.0)):
+        assert check_variance_prediction(ula_stationary_variance(eps, math.sqrt(tau2)), eps, tau2) is True
+    out = capsys.readouterr().out
+    assert out.count("Well predicted") == 3 and "1.3" in out  # 4/3 at ε = 0.5, τ² = 1
+
+
+@pytest.mark.parametrize("guess, says", [
+    (1.0, "target's variance"),
+    (0.7, "not narrower"),
+    (1.15, "by more than you thought"),
+    (2.0, "by less than you thought"),
+    (None, "Not attempted"),
+    ("big", "as a number"),
+])
+def test_variance_prediction_says_what_happened(guess, says, capsys):
+    assert check_variance_prediction(guess) is False
+    out = capsys.readouterr().out
+    assert says in out
+    if isinstance(guess, float):
+        assert "settle" in out and "variance 1.3" in out  # what the experiment measured
+
+
+def test_variance_prediction_refuses_an_unstable_step(capsys):
+    assert check_variance_prediction(3.0, eps=2.5, tau2=1.0) is False
+    assert "diverges" in capsys.readouterr().out

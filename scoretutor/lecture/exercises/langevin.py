@@ -5,6 +5,9 @@
 2. ``check_stationary_variance(fn)``: ``fn(eps, s2)`` should return the variance that unadjusted
    Langevin settles at for the target N(0, s²): 2ε / (1 − (1 − ε/s²)²)
    (:func:`scoretutor.sampling.ula_stationary_variance`).
+3. ``check_variance_prediction(guess, eps, tau2)``: predict, then check. The student writes down the
+   variance the unadjusted chain settles at for N(0, τ²) before deriving it; the checker runs the
+   chain (started from exact samples, until it has forgotten the start) and says what happened.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 
 from scoretutor.densities import GaussianMixture
 from scoretutor.lecture.exercises import attempt, max_relative_error, shaped_like
-from scoretutor.sampling import ula_stationary_variance
+from scoretutor.sampling import langevin, ula_stationary_variance
 
 Tensor = torch.Tensor
 
@@ -93,3 +96,47 @@ def check_stationary_variance(student_fn: Callable[[float, float], float], rtol:
     print("Correct! Note how the stationary variance exceeds τ² by the factor 1/(1 − ε/(2τ²)): "
           "the O(ε) bias that a Metropolis correction (MALA) removes.")
     return True
+
+
+def check_variance_prediction(guess: float | None, eps: float = 0.5, tau2: float = 1.0, n: int = 20000,
+                              seed: int = 0) -> bool:
+    """Run unadjusted Langevin on N(0, τ²) from exact samples and compare its stationary variance with
+    ``guess``; print what happened. True when the guess is within 4 standard errors of the measurement
+    (a sample variance of n points has relative standard error √(2/n))."""
+    if guess is None:
+        print("Not attempted yet: replace `None` with your prediction, a number.")
+        return False
+    try:
+        guess = float(guess)
+    except (TypeError, ValueError):
+        print(f"Write your prediction as a number (a variance), got {guess!r}.")
+        return False
+    a = abs(1 - eps / tau2)
+    if not a < 1:
+        print(f"With ε = {eps} ≥ 2τ² the chain has no stationary variance: it diverges. "
+              f"Try 0 < ε < {2 * tau2:g}.")
+        return False
+    steps = max(1, math.ceil(math.log(1e-6) / (2 * math.log(a)))) if a > 0 else 1  # a^{2K} ≤ 1e-6
+    g = torch.Generator().manual_seed(seed)
+    x0 = math.sqrt(tau2) * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    v = langevin(lambda x: -x / tau2, x0, eps, steps, generator=g, progress=False).x.var().item()
+    se = v * math.sqrt(2 / n)
+    ran = (f"{n:,} chains started from exact samples of N(0, {tau2:g}) settle, after {steps} "
+           f"step{'s' * (steps > 1)} of "
+           f"ε = {eps:g}, at variance {v:.3f} ± {se:.3f}")
+    if abs(guess - v) <= 4 * se:
+        print(f"Well predicted: {ran}; you said {guess:.3g}. The chain is wider than its target by the "
+              f"factor {v / tau2:.2f}: now derive why.")
+        return True
+    if abs(guess - tau2) <= 4 * se:
+        why = ("you predicted the target's variance τ², what an exact sampler gives; the unadjusted chain "
+               "overshoots it at a finite step")
+    elif guess < tau2:
+        why = ("the chain is wider than its target, not narrower: each step shrinks the variance by "
+               "(1 − ε/τ²)² but adds 2ε of fresh noise")
+    else:
+        more, off = ("less", "high") if guess > v else ("more", "low")
+        why = (f"the chain is wider than its target, by {more} than you thought "
+               f"({abs(guess / v - 1):.0%} {off})")
+    print(f"Not what happened: {ran}; you said {guess:.3g}: {why}. Derive it next.")
+    return False
