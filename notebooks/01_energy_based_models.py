@@ -25,7 +25,9 @@
 # 4. today's way out: the **score** $\nabla_\mathbf{x} \log p(\mathbf{x})$, in which $Z_\theta$ drops out.
 #
 # **On the 90-minute lecture route** (notebook 00): §1, §2 (without its 🔍 deep dives), §3, §4 — **15 minutes**; the notebook runs in
-# well under a minute on a laptop CPU. Sections marked **🔍 Deep dive** are optional.
+# well under a minute on a laptop CPU once its trainings are cached (the first full run trains four small models for the
+# deep dive after §4: a few minutes). Sections marked **🔍 Deep dive** are optional; the one after §4 trains $f_\theta$ by
+# maximum likelihood with Langevin samples (contrastive divergence) and compares it with score matching.
 # Lines starting with ✓ are claims the notebook checks numerically every time it runs.
 
 # %% slideshow={"slide_type": "skip"}
@@ -36,15 +38,27 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from scoretutor import pick
+from scoretutor import fast_mode, pick
 from scoretutor.densities import eight_gaussians, ncsn_mixture
 from scoretutor.ebm import grid_log_partition, grid_points_log10, score_from_energy
 from scoretutor.flows import BananaFlow
 from scoretutor.lecture import plotting as P
-from scoretutor.lecture.claims import check, check_less, check_true
-from scoretutor.lecture.exercises.energy import check_score, mexican_hat_energy
+from scoretutor.lecture.claims import check, check_greater, check_less, check_true
+from scoretutor.lecture.exercises.energy import check_score, check_transformations, mexican_hat_energy
 
 gen = torch.Generator().manual_seed(0)
+
+# %% slideshow={"slide_type": "skip"}
+from scoretutor.contrastive_divergence import (  # the contrastive-divergence deep dive after §4
+    ContrastiveDivergence,
+    fit_tracked,
+    grid_log_likelihood,
+    grid_log_normaliser,
+    grid_mode_weights,
+)
+from scoretutor.losses import denoising_score_matching
+from scoretutor.models import EnergyMLP
+from scoretutor.training import cached, fit
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The objective of generative modelling
@@ -212,6 +226,114 @@ for row, (name, dist, lim) in enumerate([("mixture", mix, 9), ("eight Gaussians"
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
+# ## 🔍 Deep dive: maximum likelihood with Langevin samples (contrastive divergence)
+#
+# §2 showed that the gradient of the log-likelihood needs samples of the model:
+# $$\nabla_\theta \frac1N\sum_i \log p_\theta(\mathbf{x}_i) = -\frac1N\sum_i \nabla_\theta f_\theta(\mathbf{x}_i) + \mathbb{E}_{\mathbf{x}\sim p_\theta}\big[\nabla_\theta f_\theta(\mathbf{x})\big].$$
+# **Contrastive divergence** (CD) draws them with $K$ steps of Langevin dynamics on the current energy,
+# $\mathbf{x} \leftarrow \mathbf{x} - \varepsilon\nabla_\mathbf{x} f_\theta(\mathbf{x}) + \sqrt{2\varepsilon}\,\mathbf{z}$, started from noise (*short-run*) or
+# where the chains stopped at the previous update (*persistent*: a replay buffer, as the UvA deep-learning tutorial 8
+# trains image EBMs). So each update costs $K$ energy gradients in $\mathbf{x}$ plus a forward/backward pass on data and samples; DSM
+# (notebook 02) costs one. The gradient above shifts with $f \to f + c$, so the energy's level is free: a
+# regulariser $\alpha\,\mathbb{E}[f^2]$ on both batches pins it (Du & Mordatch 2019). We train the same `EnergyMLP` on the
+# dataset of §1 four ways ($K = 20$, $\varepsilon = 0.05$, $\alpha = 0.1$) and, since $Z_\theta$ is a grid sum in 2D, score the
+# *normalised* $p_\theta$ exactly: $\mathrm{KL}(p\,\|\,p_\theta)$, the quantity maximum likelihood minimises, and the weight it gives the (5, 5) mode (truth 0.8).
+
+# %% slideshow={"slide_type": "-"}
+n_updates, K, eps, x_eval = pick(full=3000, fast=100), 20, 0.05, mix.sample(5000, generator=gen).float()
+means, truth_ll = mix.means.float(), mix.log_prob(x_eval.double()).mean().item()
+cd = lambda **kw: lambda: ContrastiveDivergence(EnergyMLP(2, 64, 2), step_size=eps, n_steps=K, **kw)
+cd_step = lambda m, x, g: m.loss(x, g)
+methods = {  # name: (new model, loss, energy gradients ∇ₓf per update)
+    "score matching (DSM, σ = 0.1)": (lambda: EnergyMLP(2, 64, 2),
+                                      lambda m, x, g: denoising_score_matching(m.score, x, 0.1, generator=g), 1),
+    "CD, short-run (from noise)": (cd(persistent=False), cd_step, K + 2),
+    "CD, persistent (replay buffer)": (cd(), cd_step, K + 2),
+    "CD, short-run, α = 0": (cd(persistent=False, alpha=0.0), cd_step, K + 2),
+}
+probe = lambda m: lambda: {"KL": truth_ll - grid_log_likelihood(m, x_eval, lim=14).item(),
+                           "weight": grid_mode_weights(m, means, lim=14)[1].item(), "level": m(x_eval).mean().item()}
+
+# %% slideshow={"slide_type": "-"}
+runs, models = {}, {}
+for name, (make, loss, _) in methods.items():
+    torch.manual_seed(0)
+    models[name] = make()
+    train = lambda m=models[name], loss=loss: fit_tracked(
+        m, loss, data.float(), n_updates, pick(full=250, fast=25), probe(m), batch_size=128, device="cpu", progress=False)
+    settings = dict(method=name, n_updates=n_updates, K=K, eps=eps, n_data=len(data))
+    runs[name] = train() if fast_mode() else cached("01-cd", train, **settings)
+    models[name].load_state_dict(runs[name]["state"])
+
+
+# %% slideshow={"slide_type": "skip"}
+def ms_per_update(make, loss, n: int = pick(full=30, fast=5)) -> float:
+    """Wall time of one update, measured now on a fresh model (not the cached run), after two warm-up updates."""
+    torch.manual_seed(0)
+    model = make()
+    fit(model, loss, data.float(), 2, batch_size=128, device="cpu", progress=False)  # one-off costs
+    t0 = time.perf_counter()
+    fit(model, loss, data.float(), n, batch_size=128, device="cpu", progress=False)
+    return 1e3 * (time.perf_counter() - t0) / n
+
+
+# %% slideshow={"slide_type": "slide"}
+fig, axes = P.figure_row(5, size=2.9)
+P.plot_density(axes[0], mix.log_prob, lim=9, title="truth p")
+for ax, (name, m) in zip(axes[1:], models.items(), strict=True):
+    log_z = grid_log_normaliser(m, lim=14).item()
+    P.plot_density(ax, lambda x, m=m, log_z=log_z: -m(x.float()).double() - log_z, lim=9, title=name)
+plt.show()
+
+# %% slideshow={"slide_type": "-"}
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
+for name, run in runs.items():
+    for ax, key in zip(axes, ["weight", "KL", "level"], strict=True):
+        ax.plot(run["steps"], run[key], label=name)
+axes[0].axhline(0.8, color="k", ls=":", label="truth 0.8")
+axes[0].set(ylabel="p_θ's weight of the (5, 5) mode", xlabel="updates", ylim=(0, 1.02))
+axes[1].set(ylabel="KL(p ‖ p_θ)", xlabel="updates", yscale="log")
+axes[2].set(ylabel="mean energy f_θ on data", xlabel="updates", yscale="symlog")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=8)
+plt.show()
+
+# %% slideshow={"slide_type": "-"}
+costs = {name: ms_per_update(make, loss) for name, (make, loss, _) in methods.items()}
+late = lambda values: torch.tensor(values[len(values) // 2:])  # the second half of the training
+print(f"{'':30s} ∇ₓf per update  ms per update  KL(p‖p_θ)  weight of (5, 5)   (second half: mean ± sd)")
+for name, (_, _, evals) in methods.items():
+    kl, w = late(runs[name]["KL"]), late(runs[name]["weight"])
+    print(f"{name:30s} {evals:>14d} {costs[name]:>14.1f} {kl.mean():>10.3f} {w.mean():>12.2f} ± {w.std():.2f}")
+print(f"{'truth':30s} {'':>14s} {'':>14s} {0:>10.3f} {0.8:>12.2f}")
+
+# %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
+check("grid weight of the (5, 5) mode of the true mixture energy",
+      grid_mode_weights(mix.energy, mix.means, lim=14, n_per_axis=400)[1].item(), 0.8, 1e-8)
+sm, short = "score matching (DSM, σ = 0.1)", "CD, short-run (from noise)"
+check_greater("a CD update costs more wall time than a DSM update (ratio)", costs[short] / costs[sm], 2)
+check_greater("without α the energy's level drifts: −mean f on data", -runs["CD, short-run, α = 0"]["level"][-1],
+              pick(full=50, fast=5))
+check_greater("… and p_θ collapses: KL(p ‖ p_θ) without α / with α",
+              runs["CD, short-run, α = 0"]["KL"][-1] / runs[short]["KL"][-1], pick(full=100, fast=2));
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Reading it.**
+# - **Cost.** A CD update evaluates $\nabla_\mathbf{x} f_\theta$ $K = 20$ times for its negatives, then $f_\theta$ on data and negatives with one
+#   backward pass in $\theta$; a DSM update is one (double) backward pass. On this small network that is several times the wall
+#   time (table), and the factor grows with $K$ — which must grow with the dimension for the chains to mix.
+# - **Energy drift.** $f \to f + c$ leaves the CD gradient unchanged, so without the regulariser nothing holds the energy's
+#   level: it runs away (right panel), the energy surface sharpens with it, and $p_\theta$ collapses onto a narrow peak
+#   at one mode (the last density above; KL ≈ 10²). With $\alpha$ the level stays near 0.
+# - **Mode weights.** 20 steps of size $\varepsilon = 0.05$ move a chain by about $\sqrt{2K\varepsilon} \approx 1.4$ through noise, the modes are 14 apart:
+#   no chain ever crosses. The negatives' split between the modes is set by where the chains start (noise, or the
+#   replay buffer), not by $p_\theta$, and $p_\theta$'s weight of the (5, 5) mode wanders from update to update (left panel) instead of
+#   settling at 0.8. Short-run CD learns an energy whose 20-step chains *from noise* match the data — a different target
+#   from maximum likelihood (Nijkamp et al. 2019); the persistent buffer only helps where its chains can mix.
+# - **Score matching** costs one gradient and no sampler; its KL is of the same order as CD's. But its weight of the (5, 5)
+#   mode is off too: that weight is set by the energy *between* the modes, where there are no data, and score matching
+#   weights its errors by the data density. Notebook 03 meets the same blind spot when sampling; notebook 04's large noise levels fix it.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What remains
 #
 # We swapped the density for its score, so $Z$ is gone. Two questions remain — the next two notebooks:
@@ -246,3 +368,32 @@ fig, axes = P.figure_row(2)
 P.plot_energy(axes[0], mexican_hat_energy, lim=3.5, levels=25, title="Mexican hat energy")
 P.plot_score_field(axes[1], solution_score, lim=3.5, n=15, color="k", title="its score field")
 plt.show()
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# **Predict, then check.** Four changes to the energy $f$ of §1's mixture. For each one, predict *before running
+# anything* whether the normalised density $p = e^{-f}/Z$ changes, and whether the score $\mathbf{s}(\mathbf{x}) = -\nabla_\mathbf{x} f(\mathbf{x})$
+# changes at a fixed $\mathbf{x}$. Write `True` (it changes) or `False` (it stays the same). The checker computes both on a grid
+# and says what happened. One of the four is a trap; once you have found it, ask yourself: can two energies have
+# the same score everywhere and different densities?
+
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
+my_predictions = {  # True = changes, False = stays the same
+    "f(x) + 3": {"density changes": ..., "score changes": ...},
+    "2 f(x)": {"density changes": ..., "score changes": ...},
+    "f(x − a), a = (1, 0)": {"density changes": ..., "score changes": ...},
+    "f(x) + 0.5·x₁": {"density changes": ..., "score changes": ...},
+}
+check_transformations(my_predictions);
+
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+# f + 3: Z absorbs e^{-3}, ∇ₓ3 = 0. 2f: p ∝ p², sharper; s → 2s. f(x − a): everything moves by a, so at a fixed x
+# both change. The trap, f + 0.5·x₁: the tilt's gradient is the constant (0.5, 0), so the score changes everywhere
+# and each Gaussian mode moves by −0.5 along x₁. No: an equal score everywhere means f₁ − f₂ is constant
+# (its gradient is 0 on a connected space), so the densities are equal — the score determines p.
+solution_predictions = {
+    "f(x) + 3": {"density changes": False, "score changes": False},
+    "2 f(x)": {"density changes": True, "score changes": True},
+    "f(x − a), a = (1, 0)": {"density changes": True, "score changes": True},
+    "f(x) + 0.5·x₁": {"density changes": True, "score changes": True},
+}
+check_true("the solution passes the checker", check_transformations(solution_predictions))

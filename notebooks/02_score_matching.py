@@ -21,12 +21,12 @@
 #
 # 1. the **Fisher divergence** — the objective we want, unknown because it needs $\nabla_\mathbf{x}\log p$;
 # 2. **denoising score matching** (Vincent 2011) — learns the score of a *noisy* $p_\sigma$ from samples alone;
-# 3. the noise level σ trades bias for variance; an exercise.
+# 3. the noise level σ trades bias for variance; two exercises (implement DSM, debug a broken one).
 #
 # **Appendix (🔍 deep dives, optional):** implicit score matching (Hyvärinen 2005), sliced score matching and its
 # cost, and all objectives side by side.
 #
-# **On the 90-minute lecture route** (notebook 00): §1–§3 — **16 minutes** (the exercise and the appendix are for afterwards); it runs in about a minute on a laptop CPU
+# **On the 90-minute lecture route** (notebook 00): §1–§3 — **16 minutes** (the exercises and the appendix are for afterwards); it runs in about a minute on a laptop CPU
 # (full mode; trainings are cached, so a re-run is quicker). Lines starting with ✓ are claims checked on every run.
 
 # %% slideshow={"slide_type": "skip"}
@@ -44,7 +44,7 @@ from scoretutor.lecture import plotting as P
 
 # %% slideshow={"slide_type": "skip"}
 from scoretutor.lecture.claims import check, check_greater, check_less, check_true
-from scoretutor.lecture.exercises.score_matching import check_dsm
+from scoretutor.lecture.exercises.score_matching import check_debugged_dsm, check_dsm
 from scoretutor.losses import (
     denoising_score_matching,
     fisher_divergence,
@@ -226,6 +226,37 @@ def reference_dsm(score_fn, x, sigma, generator):
 
 
 check_true("the reference solution passes the checker", check_dsm(reference_dsm))
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Exercise: debug a DSM loss
+#
+# **Debug.** A colleague's DSM loss is below. It runs, and its training loss goes down, yet the score field their
+# network learns on the 2-D mixture is flat — arrows of length ≈ 0 everywhere — and on MNIST batches $(N, 1, 28, 28)$ their
+# loss is 28 times smaller than yours. **Before you fix anything**, write down what score a network trained with this
+# loss converges to, and why (hint: what is the best regression target given $	ilde{\mathbf{x}}$ alone?). Then find the two
+# slips, fix them in place, and run the checker: it names the slips that remain.
+
+# %% slideshow={"slide_type": "-"} tags=["exercise"]
+def my_fixed_dsm(score_fn, x, sigma, generator):
+    x_noisy = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    residual = score_fn(x_noisy) + z / sigma
+    return 0.5 * residual.pow(2).sum(-1).mean()
+
+
+check_debugged_dsm(my_fixed_dsm);
+
+# %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
+# Slip 1: z is drawn twice. The target must use the z that made x̃; with a fresh z′, independent of x̃,
+# E[−z′/σ | x̃] = 0, so the minimiser is s ≡ 0 — the flat field. Slip 2: .sum(-1) sums over the last axis only;
+# on (N, 1, 28, 28) it sums over 28 pixels and averages over the other N·28, a loss 28 = C·H times too small.
+def solution_fixed_dsm(score_fn, x, sigma, generator):
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    residual = score_fn(x + sigma * z) + z / sigma
+    return 0.5 * residual.reshape(len(x), -1).pow(2).sum(-1).mean()
+
+
+check_true("the solution passes the checker", check_debugged_dsm(solution_fixed_dsm))
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Where this leaves us

@@ -49,7 +49,56 @@ def _slips(score_fn, x: Tensor, sigma: float, seed: int) -> dict[str, Tensor]:
         "divide (x̃ − x) by σ², not σ": 0.5 * sq_norm(s + z).mean(),
         "average over the batch (mean), don't sum": 0.5 * sq_norm(s + z / sigma).sum(),
         "evaluate the score at the noisy point x̃, not at x": 0.5 * sq_norm(score_fn(x) + z / sigma).mean(),
+        FRESH_NOISE: _debug_variants(score_fn, x, sigma, seed)[(True, False)],
     }
+
+
+# -- Debug: a DSM loss with two slips -------------------------------------------------------------
+FRESH_NOISE = ("the target uses a second, fresh draw of z: it must be the same z that made x̃ "
+               "(with independent noise E[−z′/σ | x̃] = 0, so the best score is s ≡ 0)")
+LAST_AXIS = ("the squared norm sums over the last axis only: for images (N, C, H, W) sum over all "
+             "axes but the batch (reshape(len(x), −1).sum(−1)), else the loss is divided by C·H")
+
+
+def _debug_variants(score_fn, x: Tensor, sigma: float, seed: int) -> dict[tuple[bool, bool], Tensor]:
+    """The loss with or without each of the two slips (fresh noise, last-axis sum), on the seeded noise."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(x.shape, generator=g, dtype=x.dtype)
+    z_fresh = torch.randn(x.shape, generator=g, dtype=x.dtype)  # what a second draw would give
+    s = score_fn(x + sigma * z)
+    out = {}
+    for fresh in (False, True):
+        residual = s + (z_fresh if fresh else z) / sigma
+        out[(fresh, False)] = 0.5 * sq_norm(residual).mean()
+        out[(fresh, True)] = 0.5 * residual.pow(2).sum(-1).mean()
+    return out
+
+
+def check_debugged_dsm(fixed_dsm: StudentDSM) -> bool:
+    """Name the slips of the debugging exercise that remain in ``fixed_dsm`` (fresh noise in the target,
+    a last-axis sum); once none is recognised, run :func:`check_dsm` on it."""
+    slips = [False, False]
+    for name, score_fn, x, sigma in _cases():
+        seed = 1234
+        done, got = attempt(fixed_dsm, score_fn, x.clone(), sigma, torch.Generator().manual_seed(seed),
+                            what="your fixed loss")
+        if not done:
+            return False
+        if not isinstance(got, Tensor) or got.numel() != 1:
+            print(f"[{name}] your function should return a scalar tensor, got {got!r:.80}")
+            return False
+        variants = _debug_variants(score_fn, x, sigma, seed)
+        if x.ndim == 2:  # on points both sums agree: the last-axis slip shows only on images
+            variants = {k: v for k, v in variants.items() if not k[1]}
+        matches = [k for k, v in variants.items()
+                   if torch.isclose(got.double().reshape(()), v.detach(), rtol=1e-6, atol=1e-9)]
+        for k in matches[:1]:
+            slips = [slips[0] or k[0], slips[1] or k[1]]
+    named = [text for flag, text in zip(slips, (FRESH_NOISE, LAST_AXIS), strict=True) if flag]
+    if named:
+        print(f"{len(named)} slip{'s' * (len(named) > 1)} left:\n  - " + "\n  - ".join(named))
+        return False
+    return check_dsm(fixed_dsm)
 
 
 def check_dsm(student_dsm: StudentDSM, n_mc: int = 200) -> bool:
