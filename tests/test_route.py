@@ -77,8 +77,9 @@ def test_route_cell_times_read_nbclients_timing_for_every_route_cell_hidden_ones
     from scoretutor.lecture.route import route_cell_times
 
     nbs = notebooks()
+    # a stop with hidden cells, which run too
     stop = next(s for s in ROUTE if len(section_cells(nbs[s.notebook], s.sections[0], hidden=True))
-                > len(section_cells(nbs[s.notebook], s.sections[0])))  # a stop with hidden cells, which run too
+                > len(section_cells(nbs[s.notebook], s.sections[0])))
     timed = 0
     for k, cell in enumerate(nbs[stop.notebook].cells):  # fake timings: cell k ran k + 0.25 seconds
         if cell.cell_type == "code":
