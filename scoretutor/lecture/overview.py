@@ -57,6 +57,7 @@ RUN_NOTES: dict[str, RunNote] = {
     "05": RunNote("23 s", "132 s; 118 s on a re-run (shipped model; retraining it: + 29 min)",
                   "used when present (sampling, retraining); no GPU time measured yet"),
     "06": RunNote("16 s", "65 s; 39 s with cached trainings", "not needed (small models)"),
+    "07": RunNote("30 s", "80 s; 10 s with its trainings and solver sweeps cached", "not needed (2-D toys)"),
 }
 
 
