@@ -3,8 +3,8 @@ n = 1,000 samples per seed, several seeds, judged by ``scoretutor.mnist.quality.
 
     python benchmarks/mnist_sampler_comparison.py [--n 1000] [--seeds 0 1 2] [--threads 2]
 
-Writes ``scoretutor/mnist/shipped/score_model/sampler_comparison.json`` (with the checkpoint's sha256, so the
-notebook can tell a stale table) and prints the Markdown table. About 25 minutes on a 2-core CPU.
+Writes ``scoretutor/mnist/shipped/score_model/sampler_comparison.json`` (with the checkpoint's sha256,
+so the notebook can tell a stale table) and prints the Markdown table. About 25 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ import time
 import torch
 
 from scoretutor.files import atomic_write
-from scoretutor.mnist import PC_CORRECTORS, default_settings, pc_steps, load_pretrained, sample, sample_pc, shipped_checkpoint_dir
+from scoretutor.mnist import (
+    PC_CORRECTORS,
+    default_settings,
+    load_pretrained,
+    pc_steps,
+    sample,
+    sample_pc,
+    shipped_checkpoint_dir,
+)
 from scoretutor.mnist.quality import COMPARISON_FILE, format_sampler_comparison, sampler_comparison
 
 
@@ -34,7 +42,9 @@ def main() -> None:
     batch = 250  # bounded memory; the seed fixes the whole draw
 
     def batched(draw):
-        return lambda n, seed: torch.cat([draw(min(batch, n - i), 1000 * seed + i // batch) for i in range(0, n, batch)])
+        def drawn(n: int, seed: int) -> torch.Tensor:
+            return torch.cat([draw(min(batch, n - i), 1000 * seed + i // batch) for i in range(0, n, batch)])
+        return drawn
 
     samplers = {"annealed Langevin": batched(lambda n, s: sample(model, n, settings, seed=s)),
                 "predictor–corrector": batched(lambda n, s: sample_pc(model, n, card, seed=s))}

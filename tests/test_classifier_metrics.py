@@ -292,3 +292,61 @@ def test_quality_comparison_puts_samplers_side_by_side():
         format_quality_comparison({"Langevin": a, "PC": [_row("confident", 0.9, 0.98, n=100), b[1]]})
     with pytest.raises(ValueError, match="at least one sampler"):
         format_quality_comparison({})
+
+
+def test_sampler_comparison_gathers_every_seed_and_formats_the_spread(judge, few):
+    # two "samplers": real baseline-half digits (should sit on the real baseline) and uniform noise
+    from scoretutor.lecture.plotting import plot_sampler_comparison
+    from scoretutor.mnist.quality import format_sampler_comparison, sampler_comparison
+
+    pool = few[1][0]
+
+    def real(n, seed):
+        return pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:n]]
+
+    def noise(n, seed):
+        return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+    kw = dict(train_images=few[0][0], classifier=judge, test_images=pool, n_subsets=3)
+    table = sampler_comparison({"real": real, "noise": noise}, seeds=[0, 1], n=100, **kw)
+    assert table["n"] == 100 and table["seeds"] == [0, 1] and list(table["samplers"]) == ["real", "noise"]
+    one = {r["metric"]: r["samples"] for r in mnist_quality(noise(100, 1), **kw)}
+    assert all(table["samplers"]["noise"][k][1] == one[k] for k in one)  # the same judge, seed by seed
+    assert min(table["samplers"]["noise"]["frechet"]) > 5 * max(table["samplers"]["real"]["frechet"])
+    text = format_sampler_comparison(table)
+    assert text.count("\n") == 5 and "(2 seeds)" in text and text.count(" ± ") == 4 * 3
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    plot_sampler_comparison(ax, table)
+    assert len(ax.get_xticklabels()) == 2
+    plt.close(fig)
+
+
+def test_shipped_table_belongs_to_the_shipped_model():
+    # notebook 05 §7 shows this precomputed table: it must be the shipped weights', at n = 1,000
+    from scoretutor.mnist.quality import METRICS, shipped_table
+
+    table, current = shipped_table()
+    assert current, "rerun benchmarks/mnist_sampler_comparison.py: the table is for other weights"
+    assert table["n"] == 1000 and len(table["seeds"]) >= 3
+    assert set(table["samplers"]) == {"annealed Langevin", "predictor–corrector"}
+    for figures in table["samplers"].values():
+        assert all(len(figures[k]) == len(table["seeds"]) for k in METRICS)
+    assert 0 < table["real"]["frechet"][1] < table["real"]["frechet"][0]  # sd below the mean
+
+
+def test_format_ode_target_compares_means_and_says_which_targets_are_met():
+    from scoretutor.mnist.quality import format_ode_target
+
+    curve = {"n": 1000, "at_50": {"solver": "DDIM", "seeds": [0, 1, 2], "frechet": [11.0, 12.0, 13.0],
+                                  "confident": [0.80, 0.82, 0.84]},
+             "pc": {"frechet": [9.0, 10.0, 11.0], "confident": [0.86, 0.87, 0.88]},
+             "seconds_per_1000": {"predictor–corrector (285 calls)": 300.0, "DDIM (50 calls)": 60.0}}
+    lines = format_ode_target(curve).splitlines()
+    assert len(lines) == 5 and "12.000 ± 1.000" in lines[2] and "10.000 ± 1.000" in lines[2]
+    assert "(1.20×) | yes" in lines[2]  # 12/10 = 1.2 is within the target
+    assert "(-0.050) | yes" in lines[3]  # 0.82 − 0.87
+    assert "(5.0×) | yes" in lines[4]
+    curve["at_50"]["frechet"] = [12.0, 13.0, 14.0]
+    assert "(1.30×) | **no**" in format_ode_target(curve).splitlines()[2]

@@ -80,3 +80,19 @@ def test_explorer_prefetches_every_setting_nearest_first():
     # the same frame as computed in the foreground (same seed)
     fresh = MNISTSamplerExplorer(model, card, n=2, n_levels=3, factor=8.0, T=2, max_T=3, prefetch=False)
     np.testing.assert_array_equal(fresh.cache[(8.0, 2)][0], ex.cache[(8.0, 2)][0])
+
+
+def test_levels_prediction_checker_accepts_the_rule_and_names_the_slips(capsys):
+    from scoretutor.lecture.exercises.mnist import check_levels_prediction
+    from scoretutor.schedules import ncsnv2_gamma, num_levels
+
+    sigma_max = 25.0
+    base, actual = (num_levels(sigma_max, 0.01, ncsnv2_gamma(d)) for d in (784, 4 * 784))
+    assert 1.8 < actual / base < 2.2  # L ∝ √D, independently of the checker's wording
+    assert check_levels_prediction(actual, sigma_max)
+    assert not check_levels_prediction(4 * base, sigma_max)
+    assert "scaled L with D" in capsys.readouterr().out
+    assert not check_levels_prediction(base, sigma_max)
+    assert "does change" in capsys.readouterr().out
+    assert not check_levels_prediction(..., sigma_max) and "Not attempted" in capsys.readouterr().out
+    assert not check_levels_prediction("many", sigma_max) and "positive number" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""``scoretutor export slides|html|all|lecture [notebooks…] --out DIR [--full] [--solutions] [--notebooks DIR]``.
+"""``scoretutor export slides|html|all|lecture [notebooks…] --out DIR [--full] [--solutions]
+[--notebooks DIR]``.
 
 Executes the notebooks (fast mode by default, full mode with ``--full``) and writes reveal.js slides
 and/or HTML handouts that work offline (:mod:`scoretutor.lecture.export`); ``lecture`` writes the

@@ -3,7 +3,10 @@
 Writes a float32 array of shape (N, 1, 28, 28) in [0, 1], sampled with the notebook's default settings
 from the shipped checkpoint unless ``--checkpoint DIR`` names another: predictor–corrector sampling
 (``--sampler pc``, the default: NCSNv2 grid of 95 levels, 2 corrector steps each, 285 network calls)
-or annealed Langevin (``--sampler langevin``: T = 3 steps per level and the final denoising step).
+annealed Langevin (``--sampler langevin``: T = 3 steps per level and the final denoising step), or the
+probability-flow ODE (``--sampler ode``: DPM-Solver++(2M) on EDM's σ grid, ``--nfe`` network calls in all,
+default 50; ``--solver`` picks another of notebook 07's ODE solvers; ``--solver heun --churn S`` adds Karras
+et al.'s fresh noise at each step).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from pathlib import Path
 
 from scoretutor.cli import positive_float, positive_int
 
+SOLVER_NAMES = {"euler": "Euler (ODE in t)", "ddim": "DDIM", "heun": "Heun (Karras)",
+                "dpm2m": "DPM-Solver++(2M)"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=["mnist"], help="which model family (only mnist)")
@@ -20,8 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, help="output file, .npy (float32, N×1×28×28, in [0, 1])")
     parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
-    parser.add_argument("--sampler", choices=["pc", "langevin"], default="pc",
-                        help="predictor-corrector (default) or annealed Langevin")
+    parser.add_argument("--sampler", choices=["pc", "langevin", "ode"], default="pc",
+                        help="predictor-corrector (default), annealed Langevin, or the probability-flow ODE")
+    parser.add_argument("--nfe", type=positive_int,
+                        help="ode only: network calls in all (default 50)")
+    parser.add_argument("--solver", choices=["euler", "ddim", "heun", "dpm2m"],
+                        help="ode only: the ODE solver (default dpm2m: DPM-Solver++(2M))")
+    parser.add_argument("--churn", type=positive_float,
+                        help="ode with --solver heun: Karras et al.'s S_churn (noise added at each step)")
     parser.add_argument("--steps-each", type=positive_int,
                         help="Langevin steps per level (langevin: T, default 3; pc: correctors, default 2)")
     parser.add_argument("--step-size", type=positive_float,
@@ -40,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from scoretutor.errors import UsageError
 
+    if args.sampler != "ode" and (args.nfe, args.solver, args.churn) != (None, None, None):
+        raise UsageError("--nfe, --solver and --churn are for --sampler ode")
+    if args.churn is not None and args.solver != "heun":
+        raise UsageError("--churn needs --solver heun (Karras et al.'s stochastic Heun)")
+    if args.sampler == "ode" and (args.steps_each, args.step_size, args.snr) != (None, None, None):
+        raise UsageError("--steps-each, --step-size and --snr are for pc and langevin; "
+                         "ode takes --nfe and --solver")
     if args.sampler == "pc" and args.step_size is not None:
         raise UsageError("--step-size is for --sampler langevin; pc chooses its steps from --snr")
     if args.sampler == "langevin" and args.snr is not None:
@@ -62,7 +81,15 @@ def run(args: argparse.Namespace) -> int:
     device = get_device(args.device)
     precision = resolve_precision(args.precision, device)
     model, card = mnist.load_pretrained(args.checkpoint, device=device)
-    if args.sampler == "langevin":
+    if args.sampler == "ode":
+        solver = SOLVER_NAMES[args.solver or "dpm2m"]
+        nfe = args.nfe if args.nfe is not None else mnist.ODE_CALLS
+        churn = args.churn or 0.0
+        draw = lambda m, seed: mnist.sample_ode(model, m, card, n_calls=nfe, solver=solver, seed=seed,
+                                              precision=precision, churn=churn)
+        summary = f"probability-flow ODE, {solver}, {nfe} network calls"
+        summary += f", S_churn={churn:g}" if churn else ""
+    elif args.sampler == "langevin":
         overrides = {k: v for k, v in (("n_steps_each", args.steps_each), ("step_size", args.step_size))
                      if v is not None}
         settings = mnist.default_settings(card, **overrides)

@@ -229,15 +229,28 @@ def ddim(denoiser: Denoiser, sde: SDE, x_T: Tensor, ts, return_trajectory: bool 
 
 
 @torch.no_grad()
-def heun(denoiser: Denoiser, sde: SDE, x_T: Tensor, ts, return_trajectory: bool = False) -> SamplerOutput:
-    """Heun's method in (x̄, σ̄) (Karras et al. 2022, Alg. 1 with no churn); two calls per step, second order.
+def heun(denoiser: Denoiser, sde: SDE, x_T: Tensor, ts, return_trajectory: bool = False, churn: float = 0.0,
+         generator: torch.Generator | None = None) -> SamplerOutput:
+    """Heun's method in (x̄, σ̄) (Karras et al. 2022, Alg. 1; with ``churn`` > 0 their Alg. 2); two calls
+    per step, second order:
 
         d = (x̄ − D(x, t))/σ̄_t,  x̄' = x̄ + (σ̄_s − σ̄_t) d,  d' = (x̄' − D(x', s))/σ̄_s,
         x̄_s = x̄ + (σ̄_s − σ̄_t)(d + d')/2.
+
+    ``churn`` = S_churn: before each step, raise the noise to σ̂ = (1 + γ) σ̄_t, γ = min(S_churn/N, √2 − 1),
+    by adding fresh noise √(σ̂² − σ̄_t²) z (capped at t = 1), then step from σ̂: a little Langevin-like
+    noise that lets later steps correct earlier errors (Karras et al.'s stochastic sampler).
     """
     x, ts = _steps(x_T, ts)
+    gamma = min(float(churn) / (len(ts) - 1), math.sqrt(2) - 1) if churn > 0 else 0.0
     path = [x] if return_trajectory else None
     for t, s in zip(ts[:-1], ts[1:], strict=True):
+        if gamma > 0:  # churn: move up to t̂ > t by adding noise in the scaled variables
+            a_t, s_t = _coef(sde, t)
+            t_hat = min(1.0, time_of_sigma_bar(sde, (1 + gamma) * s_t / a_t).item())
+            a_h, s_h = _coef(sde, t_hat)
+            extra = math.sqrt(max((s_h / a_h) ** 2 - (s_t / a_t) ** 2, 0.0))
+            x, t = a_h * (x / a_t + extra * randn_like(x, generator)), t_hat
         (a_t, s_t), (a_s, s_s) = _coef(sde, t), _coef(sde, s)
         sb_t, sb_s, xb = s_t / a_t, s_s / a_s, x / a_t
         d = (xb - denoiser(x, _full(x, t))) / sb_t

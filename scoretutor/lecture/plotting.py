@@ -251,3 +251,45 @@ def plot_digits(ax: plt.Axes, x: Tensor, cols: int = 8, title: str | None = None
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_sampler_comparison(ax: plt.Axes, table: dict, metric: str = "frechet", label: str | None = None
+                            ) -> plt.Axes:
+    """One metric of :func:`scoretutor.mnist.quality.sampler_comparison`: each sampler's figure for every
+    seed (dots) and their mean ± sd (bar), over the real digits' mean ± sd (grey band) at the same n."""
+    mean, sd = table["real"][metric]
+    ax.axhspan(mean - sd, mean + sd, color="0.85", label=f"real test digits (± sd, n = {table['n']:,})")
+    ax.axhline(mean, color="0.4", lw=1)
+    for i, figures in enumerate(table["samplers"].values()):
+        values = np.asarray(figures[metric], dtype=float)
+        ax.plot(np.full(len(values), i) + np.linspace(-0.08, 0.08, len(values)), values, "o", color=f"C{i}",
+                alpha=0.6)
+        ax.errorbar(i + 0.22, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, fmt="s",
+                    color=f"C{i}", capsize=4)
+    ax.set_xticks(range(len(table["samplers"])), list(table["samplers"]))
+    ax.set_xlim(-0.6, len(table["samplers"]) - 0.4)
+    ax.set_ylabel(label or metric)
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_quality_curve(ax: plt.Axes, curve: dict, metric: str = "frechet", real: tuple | None = None,
+                       reference: tuple[float, list[float], str] | None = None, label: str | None = None
+                       ) -> plt.Axes:
+    """Quality against network calls: ``curve`` maps solver → {calls: {metric: figure}} (one line each);
+    ``real`` = (mean, sd) of real digits (grey band); ``reference`` = (calls, figures over seeds, name), a
+    sampler drawn as its mean ± sd at its own number of calls."""
+    if real is not None:
+        ax.axhspan(real[0] - real[1], real[0] + real[1], color="0.85", label="real test digits (± sd)")
+    for name, points in curve.items():
+        calls = sorted(points, key=int)
+        ax.plot([int(c) for c in calls], [points[c][metric] for c in calls], "o-", label=name)
+    if reference is not None:
+        calls, values, name = reference
+        ax.errorbar([calls], [np.mean(values)], yerr=[np.std(values, ddof=1)], fmt="ks", capsize=4,
+                    label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("network calls per digit")
+    ax.set_ylabel(label or metric)
+    ax.legend(fontsize=8)
+    return ax

@@ -13,6 +13,8 @@ The training and sampling functions are also available here:
 
 from scoretutor.mnist.sampling import (
     DEFAULT_STEPS_EACH,
+    ODE_CALLS,
+    ODE_SOLVER,
     PC_CORRECTORS,
     PC_SNR,
     STEP_SIZE_FACTOR,
@@ -21,7 +23,9 @@ from scoretutor.mnist.sampling import (
     inpaint,
     pc_steps,
     sample,
+    sample_ode,
     sample_pc,
+    sample_with_snapshots,
     sampler_settings,
 )
 from scoretutor.mnist.training import (
@@ -39,8 +43,9 @@ from scoretutor.mnist.training import (
 )
 
 __all__ = [
-    "DEFAULT_STEPS_EACH", "EMA_DECAY", "LR_FINAL", "LR_SCHEDULES", "MODEL_CONFIG", "PC_CORRECTORS", "PC_SNR",
-    "SIGMA_MIN", "STEP_SIZE_FACTOR", "TRAIN_STATE", "SamplerSettings", "default_settings", "inpaint",
-    "load_pretrained", "make_model", "pc_steps", "sample", "sample_pc", "sampler_settings",
-    "shipped_checkpoint_dir", "sigma_max_rule", "train",
+    "DEFAULT_STEPS_EACH", "EMA_DECAY", "LR_FINAL", "LR_SCHEDULES", "MODEL_CONFIG", "ODE_CALLS", "ODE_SOLVER",
+    "PC_CORRECTORS", "PC_SNR", "SIGMA_MIN", "STEP_SIZE_FACTOR", "TRAIN_STATE", "SamplerSettings",
+    "default_settings",
+    "inpaint", "load_pretrained", "make_model", "pc_steps", "sample", "sample_ode", "sample_pc",
+    "sample_with_snapshots", "sampler_settings", "shipped_checkpoint_dir", "sigma_max_rule", "train",
 ]

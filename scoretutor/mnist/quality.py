@@ -167,6 +167,7 @@ def format_quality_comparison(named_rows: dict[str, list[dict]], digits: int = 3
 
 
 COMPARISON_FILE = "sampler_comparison.json"  # in the shipped model's folder
+ODE_CURVE_FILE = "ode_curve.json"
 
 
 def sampler_comparison(samplers: dict, seeds: list[int], n: int, **quality_kwargs) -> dict:
@@ -183,6 +184,22 @@ def sampler_comparison(samplers: dict, seeds: list[int], n: int, **quality_kwarg
                 out["real"][r["metric"]] = (r["real_mean"], r["real_std"])
         out["samplers"][name] = per_metric
     return out
+
+
+def shipped_table(name: str = COMPARISON_FILE) -> tuple[dict, bool]:
+    """A precomputed table shipped beside the MNIST model — ``sampler_comparison.json`` (notebook 05 §7,
+    ``benchmarks/mnist_sampler_comparison.py``) or ``ode_curve.json`` (notebook 07,
+    ``benchmarks/mnist_ode.py``) — and whether it belongs to the shipped weights (their sha256 matches the
+    one recorded with it)."""
+    import hashlib
+    import json
+
+    from scoretutor.mnist.training import shipped_checkpoint_dir
+
+    folder = shipped_checkpoint_dir()
+    table = json.loads((folder / name).read_text(encoding="utf-8"))
+    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    return table, table.get("checkpoint_sha256") == sha
 
 
 def format_sampler_comparison(table: dict, digits: int = 3) -> str:
@@ -203,3 +220,25 @@ def format_sampler_comparison(table: dict, digits: int = 3) -> str:
             cells.append(f"{fmt(m)} ± {fmt(spread)} | {m / mean:.2f}")
         lines.append(f"| {label} | {fmt(mean)} ± {fmt(sd)} | " + " | ".join(cells) + f" | {better} |")
     return "\n".join(lines)
+
+
+def format_ode_target(curve: dict) -> str:
+    """A Markdown table of ``ode_curve.json`` (``benchmarks/mnist_ode.py``) against issue 22's target: the
+    best ODE solver at 50 calls beside predictor–corrector (285 calls) on the same seeds, mean ± sd, with its
+    wall time per 1,000 digits measured side by side."""
+    at, pc = curve["at_50"], curve["pc"]
+    ms = lambda v: f"{statistics.fmean(v):.3f} ± {statistics.stdev(v):.3f}"
+    frechet = statistics.fmean(at["frechet"]) / statistics.fmean(pc["frechet"])
+    confident = statistics.fmean(at["confident"]) - statistics.fmean(pc["confident"])
+    times = curve["seconds_per_1000"]
+    t_pc = next(v for k, v in times.items() if k.startswith("predictor"))
+    t_ode = next(v for k, v in times.items() if k.startswith(at["solver"]))
+    rows = [f"| (n = {curve['n']:,}, seeds {', '.join(map(str, at['seeds']))}) | {at['solver']}, 50 calls "
+            "| predictor–corrector, 285 calls | target | met? |", "|---|---|---|---|---|",
+            f"| Fréchet distance | {ms(at['frechet'])} | {ms(pc['frechet'])} | ≤ 1.2 × PC ({frechet:.2f}×) "
+            f"| {'yes' if round(frechet, 3) <= 1.2 else '**no**'} |",
+            f"| confident fraction | {ms(at['confident'])} | {ms(pc['confident'])} | within 0.05 of PC "
+            f"({confident:+.3f}) | {'yes' if round(confident, 3) >= -0.05 else '**no**'} |",
+            f"| seconds per 1,000 digits | {t_ode:.0f} | {t_pc:.0f} | ≥ 4× faster ({t_pc / t_ode:.1f}×) "
+            f"| {'yes' if t_pc / t_ode >= 4 else '**no**'} |"]
+    return "\n".join(rows)

@@ -56,8 +56,9 @@ def sampler_settings(sigma_max: float, sigma_min: float = SIGMA_MIN, n_steps_eac
                      step_size: float | None = None, n_levels: int | None = None, dim: int = 28 * 28,
                      step_size_factor: float = STEP_SIZE_FACTOR) -> SamplerSettings:
     """The NCSNv2 rules for images of ``dim`` pixels: γ from Technique 2 (half the mass of p_{σ_i}
-    inside the 3-std shell of p_{σ_{i−1}}), L = 1 + ⌈log(σ_max/σ_min)/log γ⌉ levels, and ε from
-    Technique 4 for T = ``n_steps_each`` (times ``step_size_factor``) unless ``step_size`` is given."""
+    inside the 3-std shell of p_{σ_{i+1}}, the next larger level), L = 1 + ⌈log(σ_max/σ_min)/log γ⌉
+    levels, and ε from Technique 4 for T = ``n_steps_each`` (times ``step_size_factor``) unless
+    ``step_size`` is given."""
     sigma_max, sigma_min = positive(sigma_max, "sigma_max"), positive(sigma_min, "sigma_min")
     T = count(n_steps_each, "n_steps_each", 1)
     if n_levels is None:
@@ -112,6 +113,19 @@ def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
     return (x, traj) if return_trajectory else x
 
 
+def sample_with_snapshots(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
+                          n_snapshots: int = 10) -> dict:
+    """:func:`sample`, plus ``n_snapshots`` iterates of the first sample from the start x ~ N(0, σ_max² I) to
+    the denoised result, and the wall time: ``{"samples", "snapshots", "seconds"}`` (what notebook 05 shows
+    and caches)."""
+    import time
+
+    t0 = time.perf_counter()
+    x, traj = sample(model, n, settings, seed=seed, return_trajectory=True)
+    keep = torch.linspace(0, len(traj) - 1, count(n_snapshots, "n_snapshots", 2)).round().long()
+    return {"samples": x.cpu(), "snapshots": traj[keep, 0].cpu(), "seconds": time.perf_counter() - t0}
+
+
 PC_SNR = 0.3  # corrector signal-to-noise ratio r: best of 0.1–0.6 at n = 256; equal to 0.35 at n = 1,000
 PC_CORRECTORS = 2  # Langevin steps per level; with 95 levels 95 · (1 + 2) = 285 network calls
 
@@ -146,6 +160,42 @@ def sample_pc(model: nn.Module, n: int, card: dict, seed: int = 0, n_steps: int 
     return x.clamp(0, 1) if clamp else x
 
 
+ODE_SOLVER = "DPM-Solver++(2M)"  # the default ODE solver: see benchmarks/mnist_ode.py
+ODE_CALLS = 50
+
+
+@torch.no_grad()
+def sample_ode(model: nn.Module, n: int, card: dict, n_calls: int = ODE_CALLS, solver: str = ODE_SOLVER,
+               schedule: str = "karras", seed: int = 0, clamp: bool = True, precision: str | None = None,
+               churn: float = 0.0) -> Tensor:
+    """n images by solving the probability-flow ODE of the VE SDE σ(t) = σ_min (σ_max/σ_min)^t with one of
+    notebook 07's solvers (:data:`scoretutor.diffusion.solvers.SOLVERS`) in about ``n_calls`` network calls,
+    on EDM's σ grid (``schedule="karras"``, ρ = 7). Deterministic given x_T ~ N(0, σ_max² I), which is drawn
+    as in :func:`sample_pc` (same seed, same x_T). ``churn`` > 0 (Heun only) adds Karras et al.'s fresh
+    noise before each step (S_churn), which makes it a stochastic sampler."""
+    from scoretutor.diffusion.solvers import SOLVERS, denoiser_from_score, heun, run_solver, time_grid
+
+    n = count(n, "n", 1)
+    if solver not in SOLVERS or SOLVERS[solver][0] != "ode":
+        odes = [k for k, v in SOLVERS.items() if v[0] == "ode"]
+        raise ValueError(f"solver must be one of {odes}, got {solver!r}")
+    device = model_device(model)
+    g = make_generator(seed, "cpu")
+    sde = VESDE(card["sigma_min"], card["sigma_max"])
+    x_T = (card["sigma_max"] * torch.randn(n, 1, 28, 28, generator=g)).to(device)
+    score = sigma_model_score_fn(network(model, precision), sde)
+    flat = lambda x, t: score(x.view(-1, 1, 28, 28), t).flatten(1)  # the solvers step (N, D) arrays
+    if churn:
+        if solver != "Heun (Karras)":
+            raise ValueError(f"churn is a Heun (Karras) option, got solver {solver!r}")
+        ts = time_grid(sde, max(1, count(n_calls, "n_calls", 2) // 2), schedule)
+        x = heun(denoiser_from_score(flat, sde), sde, x_T.flatten(1), ts, churn=churn, generator=g).x
+    else:
+        x = run_solver(solver, flat, sde, x_T.flatten(1), n_calls, schedule=schedule).x
+    x = x.view(-1, 1, 28, 28)
+    return x.clamp(0, 1) if clamp else x
+
+
 @torch.no_grad()
 def inpaint(model: nn.Module, images: Tensor, known: Tensor, settings: SamplerSettings, seed: int = 0,
             clamp: bool = True, precision: str | None = None) -> Tensor:
@@ -171,6 +221,6 @@ def inpaint(model: nn.Module, images: Tensor, known: Tensor, settings: SamplerSe
             x = torch.where(mask, y_sigma, x)
             x = x + alpha * net(x, sigma) + math.sqrt(2 * alpha) * noise()
     x = torch.where(mask, y_sigma, x)
-    x = x + sigmas[-1] ** 2 * net(x, sigmas[-1])  # Tweedie: E[x_clean | x] at σ_L
+    x = x + sigmas[-1] ** 2 * net(x, sigmas[-1])  # Tweedie: E[x_clean | x] at σ_1 = σ_min
     x = torch.where(mask, y, x)
     return x.clamp(0, 1) if clamp else x

@@ -7,6 +7,9 @@
 2. ``my_denoise(score_fn, x, sigma)``: the final denoising step x + σ² s(x, σ) (Tweedie's formula,
    E[x₀ | x] for x ~ p_σ). Checked on Gaussian data N(μ, s²I), where p_σ = N(μ, (s² + σ²)I) and the
    posterior mean μ + s²/(s² + σ²)(x − μ) is known in closed form; common slips are named.
+3. Predict, then check: how many noise levels L Technique 2 asks for when the images have ``factor``
+   times as many pixels (same σ_max and σ_min). :func:`check_levels_prediction` computes L with
+   :func:`scoretutor.schedules.ncsnv2_gamma` and says which way a wrong guess went.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from scoretutor.lecture.exercises import attempt, shaped_like
 from scoretutor.losses import log_uniform_sigmas
+from scoretutor.schedules import ncsnv2_gamma, num_levels
 
 Tensor = torch.Tensor
 
@@ -82,3 +86,33 @@ def check_denoise(student_fn: Callable) -> bool:
         return False
     print("Correct! Your step equals the posterior mean E[x₀ | x] of Gaussian data at three noise levels.")
     return True
+
+
+def check_levels_prediction(prediction: float | None, sigma_max: float, sigma_min: float = 0.01,
+                            dim: int = 28 * 28, factor: int = 4, rel_tol: float = 0.15) -> bool:
+    """Compare a predicted number of levels for ``factor`` × ``dim`` pixels with Technique 2's L.
+
+    Technique 2 sets γ − 1 ≈ c/√(2D) (the 3-std shells of adjacent levels must overlap by half), and
+    L ≈ log(σ_max/σ_min)/log γ, so L grows like √D: ``factor`` times the pixels needs about √factor
+    times the levels. A prediction within ``rel_tol`` of the computed L counts as right."""
+    base = num_levels(sigma_max, sigma_min, ncsnv2_gamma(dim))
+    actual = num_levels(sigma_max, sigma_min, ncsnv2_gamma(dim * factor))
+    if prediction is None or prediction is Ellipsis:
+        print("Not attempted yet: write your prediction as a number first, then run the cell.")
+        return False
+    if not isinstance(prediction, int | float) or not math.isfinite(prediction) or prediction <= 0:
+        print(f"A prediction is a positive number of levels, got {prediction!r}.")
+        return False
+    verdict = f"Technique 2 gives L = {actual} for D = {factor} × {dim} (L = {base} for D = {dim}): "
+    why = (f"×{actual / base:.2f}, close to √{factor} = {math.sqrt(factor):.2f}. Adjacent shells "
+           f"√D·σ ± 3σ/√2 must overlap, so γ − 1 shrinks like 1/√D and L grows like √D.")
+    if abs(prediction - actual) <= rel_tol * actual:
+        print("Right. " + verdict + why)
+        return True
+    if abs(prediction - base * factor) <= rel_tol * base * factor:
+        print(f"Not quite: you scaled L with D (×{factor}). " + verdict + why)
+    elif abs(prediction - base) <= rel_tol * base:
+        print("Not quite: L does change with D. " + verdict + why)
+    else:
+        print(f"Not quite ({prediction:g}). " + verdict + why)
+    return False
