@@ -85,6 +85,8 @@ def test_overview_contents_link_every_numbered_notebook():
     for link in re.findall(r"\]\(([^)]+)\)", table):
         assert (ROOT / "notebooks" / link).exists(), link
     assert all(e.title and not e.title[:2].isdigit() for e in entries)
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert "extension" in rows["07"] and not any("extension" in rows[n] for n in ("01", "06"))
 
 
 def test_explore_page_template_has_no_cdn_links(tmp_path):

@@ -86,9 +86,13 @@ def contents(folder: str | Path | None = None) -> list[Entry]:
 
 
 def contents_markdown(folder: str | Path | None = None) -> str:
-    """:func:`contents` as a markdown table with links to the notebooks."""
+    """:func:`contents` as a markdown table with links to the notebooks; those beyond the lecture's route
+    (after 06) are marked as extension material."""
+    from scoretutor.lecture.route import NOTEBOOK_NAMES
+
     rows = ["| # | notebook | fast mode (CI) | full mode (lecture) | GPU |", "|---|---|---|---|---|"]
     for e in contents(folder):
         run = e.run or RunNote("not measured yet", "not measured yet", "see the notebook")
-        rows.append(f"| {e.number} | [{e.title}]({e.file}) | {run.fast} | {run.full} | {run.gpu} |")
+        extra = " *(extension, after the route)*" if e.number > max(NOTEBOOK_NAMES) else ""
+        rows.append(f"| {e.number} | [{e.title}]({e.file}){extra} | {run.fast} | {run.full} | {run.gpu} |")
     return "\n".join(rows)
