@@ -350,3 +350,15 @@ def test_format_ode_target_compares_means_and_says_which_targets_are_met():
     assert "(5.0×) | yes" in lines[4]
     curve["at_50"]["frechet"] = [12.0, 13.0, 14.0]
     assert "(1.30×) | **no**" in format_ode_target(curve).splitlines()[2]
+
+
+def test_shipped_ode_curve_belongs_to_the_shipped_model_and_covers_every_ode_solver():
+    # notebook 07 §3 shows this precomputed curve (benchmarks/mnist_ode.py)
+    from scoretutor.diffusion.solvers import SOLVERS
+    from scoretutor.mnist.quality import ODE_CURVE_FILE, shipped_table
+
+    curve, current = shipped_table(ODE_CURVE_FILE)
+    assert current, "rerun benchmarks/mnist_ode.py: the curve is for other weights"
+    assert set(curve["curve"]) == {k for k, v in SOLVERS.items() if v[0] == "ode"} and curve["n"] == 1000
+    assert all(set(points) == {str(c) for c in curve["calls"]} for points in curve["curve"].values())
+    assert len(curve["at_50"]["frechet"]) == len(curve["pc"]["frechet"]) == 3
