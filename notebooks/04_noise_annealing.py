@@ -242,7 +242,7 @@ def annealed_loop(score, x, sigmas, eps, T, generator):
 x0, exact_score = torch.rand(1280, 2, generator=gen) * 16 - 8, mix.noise_conditional_score()
 mine = annealed_loop(exact_score, x0, sigmas.tolist(), 0.1, 100, seeded(1))
 x_exact = annealed_langevin(exact_score, x0, sigmas, 0.1, 100, generator=seeded(1), denoise_last=False).x
-check_less("max |our loop − scoretutor.sampling.annealed_langevin|", (mine - x_exact).abs().max(), 1e-4)
+check_less("max |our loop − scoretutor.sampling.annealed_langevin|", (mine - x_exact).abs().max(), 1e-4);
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # **Song & Ermon's toy experiment**: the 10 levels above, $\epsilon = 0.1$, $T = 100$ ($K = 1000$), 1280 particles from

@@ -25,7 +25,8 @@
 # 5. inpainting, and an explorer for the step size $\epsilon$ and the steps per level $T$.
 #
 # **On the 90-minute lecture route** (notebook 00): §2, §6, §7 — **7 minutes**; the notebook runs in
-# about 2½ minutes on a 2-core CPU (full mode, with the shipped model; no training). 🔍 marks optional deep dives.
+# about 20 seconds on a 2-core CPU once its samples are cached (full mode, with the shipped model; no training; the
+# first run samples for about 20 s more). 🔍 marks optional deep dives.
 
 # %% slideshow={"slide_type": "skip"}
 # %matplotlib inline

@@ -54,6 +54,22 @@ def test_claims_cells_print_only_their_check_lines(path):
         assert ".sliders" not in source, f"{where}: a hidden cell must not move a widget that is on screen"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_cell_echoes_the_number_a_check_returns(path):
+    # check / check_less / check_greater print their ✓ line and return the measured number: as the last
+    # line of any cell (claims or not) IPython would echo it, a bare number under the ✓ line
+    for k, cell in enumerate(jupytext.read(path).cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        code = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
+        body = ast.parse(code).body
+        last = body[-1] if body else None
+        call = last.value if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) else None
+        if call is not None and _name(call).startswith("check"):
+            ends_quiet = cell.source.rstrip().endswith(";") or _name(call) in SILENT_CALLS
+            assert ends_quiet, f"{path.name}, cell {k}: end the {_name(call)}(...) line with ';'"
+
+
 def test_export_and_fast_mode_switch_progress_bars_off(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("SCORETUTOR_FAST", "0")

@@ -46,18 +46,21 @@ class RunNote:
 
 # number prefix -> run note (2-core CPU, no GPU; fast = SCORETUTOR_FAST=1 as in CI, full = the lecture).
 # Fill in from `scoretutor export html NN [--full] --out /tmp/x` (it prints each time) on an
-# otherwise idle machine; a test requires an entry for every notebook. Measured 2026-11-28 on the idle
-# 2-core development machine: fast mode; full mode with an empty training cache; then with it filled.
+# otherwise idle machine; a test requires an entry for every notebook. Measured 2026-12-06 on the idle
+# 2-core development machine: fast mode; full mode on a first run (empty cache); then with the cache filled.
 RUN_NOTES: dict[str, RunNote] = {
-    "00": RunNote("7 s", "7 s", "not needed"),
-    "01": RunNote("4 s", "8 s", "not needed (2-D toys)"),
-    "02": RunNote("12 s", "72 s; 13 s with cached trainings", "not needed (small 2-D models)"),
-    "03": RunNote("16 s", "36 s; 32 s with the cached training", "not needed (2-D toys)"),
-    "04": RunNote("12 s", "27 s; 9 s with cached trainings", "not needed (small 2-D models)"),
-    "05": RunNote("23 s", "132 s; 118 s on a re-run (shipped model; retraining it: + 29 min)",
+    "00": RunNote("3 s", "4 s", "not needed"),
+    "01": RunNote("12 s", "about 3 min (the deep dive trains four EBMs); 11 s with them cached",
+                  "not needed (2-D toys)"),
+    "02": RunNote("15 s", "72 s; 16 s with cached trainings", "not needed (small 2-D models)"),
+    "03": RunNote("20 s", "36 s; 35 s with the cached training", "not needed (2-D toys)"),
+    "04": RunNote("20 s", "27 s; 12 s with cached trainings", "not needed (small 2-D models)"),
+    "05": RunNote("10 s", "about 35 s; 16 s with its samples cached (shipped model; retraining it: + 29 min)",
                   "used when present (sampling, retraining); no GPU time measured yet"),
-    "06": RunNote("16 s", "65 s; 39 s with cached trainings", "not needed (small models)"),
-    "07": RunNote("30 s", "80 s; 10 s with its trainings and solver sweeps cached", "not needed (2-D toys)"),
+    "06": RunNote("25 s", "about 2 min; 24 s with its trainings and sampler runs cached",
+                  "not needed (small models)"),
+    "07": RunNote("26 s", "80 s; 28 s with its training and solver sweeps cached",
+                  "used for §3's MNIST digits when present"),
 }
 
 
