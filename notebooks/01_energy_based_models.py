@@ -234,7 +234,7 @@ plt.show()
 # $\mathbf{x} \leftarrow \mathbf{x} - \varepsilon\nabla_\mathbf{x} f_\theta(\mathbf{x}) + \sqrt{2\varepsilon}\,\mathbf{z}$, started from noise (*short-run*) or
 # where the chains stopped at the previous update (*persistent*: a replay buffer, as the UvA deep-learning tutorial 8
 # trains image EBMs). So each update costs $K$ energy gradients in $\mathbf{x}$ plus a forward/backward pass on data and samples; DSM
-# (notebook 02) costs one. The gradient above shifts with $f \to f + c$, so the energy's level is free: a
+# (notebook 02) costs one. The gradient above is unchanged by $f \to f + c$, so the energy's level is free: a
 # regulariser $\alpha\,\mathbb{E}[f^2]$ on both batches pins it (Du & Mordatch 2019). We train the same `EnergyMLP` on the
 # dataset of §1 four ways ($K = 20$, $\varepsilon = 0.05$, $\alpha = 0.1$) and, since $Z_\theta$ is a grid sum in 2D, score the
 # *normalised* $p_\theta$ exactly: $\mathrm{KL}(p\,\|\,p_\theta)$, the quantity maximum likelihood minimises, and the weight it gives the (5, 5) mode (truth 0.8).
@@ -388,7 +388,8 @@ check_transformations(my_predictions);
 # %% slideshow={"slide_type": "skip"} tags=["solution"] jupyter={"source_hidden": true}
 # f + 3: Z absorbs e^{-3}, ∇ₓ3 = 0. 2f: p ∝ p², sharper; s → 2s. f(x − a): everything moves by a, so at a fixed x
 # both change. The trap, f + 0.5·x₁: the tilt's gradient is the constant (0.5, 0), so the score changes everywhere
-# and each Gaussian mode moves by −0.5 along x₁. No: an equal score everywhere means f₁ − f₂ is constant
+# and each Gaussian mode moves by −0.5 along x₁ — and the weights change by e^{−0.5 μ₁}: the (5, 5) mode's
+# weight falls from 0.8 to 0.03. No: an equal score everywhere means f₁ − f₂ is constant
 # (its gradient is 0 on a connected space), so the densities are equal — the score determines p.
 solution_predictions = {
     "f(x) + 3": {"density changes": False, "score changes": False},

@@ -233,7 +233,7 @@ check_true("the reference solution passes the checker", check_dsm(reference_dsm)
 # **Debug.** A colleague's DSM loss is below. It runs, and its training loss goes down, yet the score field their
 # network learns on the 2-D mixture is flat — arrows of length ≈ 0 everywhere — and on MNIST batches $(N, 1, 28, 28)$ their
 # loss is 28 times smaller than yours. **Before you fix anything**, write down what score a network trained with this
-# loss converges to, and why (hint: what is the best regression target given $	ilde{\mathbf{x}}$ alone?). Then find the two
+# loss converges to, and why (hint: what is the best regression target given $\tilde{\mathbf{x}}$ alone?). Then find the two
 # slips, fix them in place, and run the checker: it names the slips that remain.
 
 # %% slideshow={"slide_type": "-"} tags=["exercise"]

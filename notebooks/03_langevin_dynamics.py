@@ -198,7 +198,8 @@ check_true("the solution passes the checker", check_variance_prediction(solution
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # **Derive.** Now explain the number. Take the variance of both sides of one step ($z$ is independent of $x$), find the
-# fixed point $v_\infty(\epsilon, \tau^2)$ of the map $v \mapsto v'$, and say for which $\epsilon$ the chain reaches it. Write it
+# fixed point $v_\infty(\epsilon, \tau^2)$ of the map $v \mapsto v'$, and say for which $\epsilon$ the chain reaches it (the checker tests the formula; the
+# range of $\epsilon$ is in the solution). Write it
 # as `my_variance(eps, tau2)`; the derivation follows the figure below (and the collapsed solution cell).
 
 # %% slideshow={"slide_type": "-"} tags=["exercise"]
@@ -220,7 +221,7 @@ check_true("the solution passes the checker", check_stationary_variance(solution
 # ### The measurement for every step size
 #
 # The variance each sampler settles at, started from exact samples of $\mathcal{N}(0, 1)$, for step sizes from 0.01 to 1.9,
-# with unadjusted Langevin (ULA) and with MALA (its Metropolis-corrected version from §2). The black line is your $v_\infty$.
+# with unadjusted Langevin (ULA) and with MALA (its Metropolis-corrected version from §2). The black line is the formula for $v_\infty$ you derived.
 
 # %% slideshow={"slide_type": "-"}
 tau2, n_var, eps_grid = 1.0, pick(full=40000, fast=10000), np.geomspace(0.01, 1.9, 10)

@@ -201,8 +201,8 @@ with torch.no_grad():
 #
 # Start from $\mathcal{N}(0, \sigma_{\max}^2 I)$, run $T$ Langevin steps at every level with $\alpha_i = \epsilon\,\sigma_i^2/\sigma_{\min}^2$, and finish with one
 # **denoising step** $\mathbf{x} \leftarrow \mathbf{x} + \sigma_{\min}^2\,\mathbf{s}_\theta(\mathbf{x}, \sigma_{\min})$ (Tweedie's formula: the posterior mean of the clean image).
-# Defaults: the NCSNv2 grid (95 levels), $T = 3$, and $\epsilon$ twice the Technique-4 value — the best of $\tfrac12$…8 times it by
-# the quality measures of §7 (tuned at 256 samples each; `docs/mnist-model.md`). Technique 4 is exact for data concentrated at one point; on digits, with
+# Defaults: the NCSNv2 grid (95 levels), $T = 3$, and $\epsilon$ twice the Technique-4 value — the best of the
+# multiples tried by the quality measures of §7 (tuned at 256 samples on the previous checkpoint; `docs/mnist-model.md`). Technique 4 is exact for data concentrated at one point; on digits, with
 # 3 steps per level, a somewhat larger step did better and a much larger one worse.
 
 # %% slideshow={"slide_type": "-"}
@@ -247,7 +247,7 @@ plt.show()
 # levels, a reverse-diffusion step $\mathbf{x} \leftarrow \mathbf{x} + (\sigma_{i+1}^2 - \sigma_i^2)\,\mathbf{s}_\theta(\mathbf{x}, \sigma_{i+1}) + \sqrt{\sigma_{i+1}^2 - \sigma_i^2}\,\mathbf{z}$,
 # and sets its two Langevin steps per level by a signal-to-noise ratio $r = 0.3$: $\epsilon = 2\,(r\sqrt{D}/\|\mathbf{s}\|)^2$.
 #
-# Judging needs many samples — about 25 minutes of this CPU — so the comparison below was computed once
+# Judging needs many samples — about 45 minutes of this CPU — so the comparison below was computed once
 # (`benchmarks/mnist_sampler_comparison.py`): three independent draws of 1,000 samples per sampler.
 
 # %% slideshow={"slide_type": "fragment"}
@@ -266,8 +266,10 @@ display(Markdown(format_sampler_comparison(comparison)))
 # upwards at small $n$ (real digits score about 19 at $n = 256$, 6 at $n = 1{,}000$), so a table of 64 samples says little.
 #
 # Read this way, the two samplers differ on every draw: predictor–corrector's Fréchet distances all lie below annealed
-# Langevin's, and it is more often confident — the explicit move between levels pays. Neither reaches real digits: the
-# Fréchet distance stays above the grey band, the model's own error (`docs/mnist-model.md` tells how far training got).
+# Langevin's, and it is more often confident — the explicit move between levels pays. Neither reaches real digits: both
+# are less often confident on every draw (at most 0.885 against 0.98), and annealed Langevin's Fréchet distances lie far
+# above the grey band; predictor–corrector's mean lies above it too, though one of its three draws falls inside
+# (`docs/mnist-model.md` tells how far training got).
 
 # %% slideshow={"slide_type": "skip"} tags=["claims"] jupyter={"source_hidden": true}
 pc_q, al_q = comparison["samplers"]["predictor–corrector"], comparison["samplers"]["annealed Langevin"]

@@ -21,7 +21,8 @@
 # where the scores and the marginals are known in closed form, so every error below is measured against the exact
 # answer: (1) the probability-flow ODE solved by first- and second-order methods — DDIM, Heun with Karras et al.'s
 # noise schedule, DPM-Solver++ — with their **convergence orders** read off as slopes; (2) **flow matching**, which
-# learns the same ODE's velocity directly, side by side with a score model.
+# learns the same ODE's velocity directly, side by side with a score model. Then (3) the same solvers on notebook 05's
+# MNIST model, judged as in 05 §7 (there no exact answer exists).
 #
 # **Extension material, not on the 90-minute lecture route** (notebook 00). In full mode on a 2-core CPU it runs in
 # under a minute once its training and its solver sweep are cached. Notation as in notebook 06: $t = 0$ is data,
@@ -50,6 +51,7 @@ from scoretutor.diffusion.toy_models import train_vp_eps_model
 from scoretutor.lecture import plotting as P
 from scoretutor.lecture.claims import check, check_less, check_true
 from scoretutor.lecture.exercises.faster_sampling import check_heun_slope, check_score_from_velocity
+from scoretutor.lecture.widgets.solvers import SolverExplorer
 from scoretutor.metrics import mode_fractions, sliced_wasserstein
 from scoretutor.mnist.quality import ODE_CURVE_FILE, format_ode_target, shipped_table
 from scoretutor.training import cached, fingerprint
@@ -73,7 +75,7 @@ ve, vp = VESDE(sigma_min=0.1, sigma_max=50.0), VPSDE(beta_min=0.1, beta_max=20.0
 # |---|---|---|---|
 # | DDPM ancestral | draw $\mathbf{x}_s \sim q(\mathbf{x}_s\mid\mathbf{x}_t, \mathbf{x}_0 = D)$ | 1 | (SDE) |
 # | Euler–Maruyama | reverse SDE, notebook 06 | 1 | (SDE) |
-# | Euler (ODE in $t$) | $\mathbf{x} \mathrel{+}= \Delta t\,(\mathbf{f} - \tfrac12 g^2 \mathbf{s})$ | 1 | 1 |
+# | Euler (ODE in $t$) | $\mathbf{x} \leftarrow \mathbf{x} - \Delta t\,(\mathbf{f} - \tfrac12 g^2 \mathbf{s})$, $\Delta t = t - s > 0$ | 1 | 1 |
 # | DDIM | $\mathbf{x}_s = \alpha_s D + \sigma_s\hat{\boldsymbol\epsilon}$ = Euler in $(\bar{\mathbf{x}}, \bar\sigma)$ | 1 | 1 |
 # | Heun (Karras) | Euler, then average the slopes at both ends | 2 | 2 |
 # | DPM-Solver++(2M) | exponential integrator, $D$ extrapolated from the last two steps | 1 | 2 |
@@ -103,6 +105,18 @@ check_less("DDIM step = Euler in (x̄, σ̄) (max difference)", (x_ddim - a_s * 
 # $\hat{\boldsymbol\epsilon}$ over the step (DPM-Solver-1). For a single data point $D$ is constant and the path in
 # $(\bar{\mathbf{x}}, \bar\sigma)$ is a **straight line**: DDIM is then exact in one step. Curvature comes only from $D$
 # changing along the path.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### Explore: a solver and its number of calls
+#
+# The VP probability-flow ODE with the exact score, from the same 400 starts $\mathbf{x}_1 \sim p_1$, eight paths drawn (a dot
+# per step). With very few calls the paths cut corners and land between or beside the modes; Heun at 2 calls takes one
+# step and overshoots badly. The status line gives the (−5, −5) mode's share and the median distance of the endpoints
+# to a 1,024-call solve: watch the second-order solvers reach it with far fewer calls.
+
+# %% slideshow={"slide_type": "-"}
+explorer = SolverExplorer()
+explorer
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ### How fast does the error fall?
@@ -156,12 +170,12 @@ results = run_all() if fast_mode() else cached("07-solver-sweep", run_all, **key
 # %% slideshow={"slide_type": "slide"}
 fig, axes = plt.subplots(2, 3, figsize=(13, 6.4), layout="constrained", sharex=True)
 for row, name in zip(axes, ("VE", "VP"), strict=True):
-    for solver, (kind, _, _) in S.SOLVERS.items():
+    for k, (solver, (kind, _, _)) in enumerate(S.SOLVERS.items()):  # one colour per solver in every panel
         err, sw, sh = zip(*(results[name][solver, c] for c in calls), strict=True)
         if kind == "ode":
-            row[0].loglog(calls, err, "o-", ms=3, label=solver)
-        row[1].loglog(calls, sw, "o-", ms=3, label=solver)
-        row[2].semilogx(calls, sh, "o-", ms=3)
+            row[0].loglog(calls, err, "o-", ms=3, color=f"C{k}", label=solver)
+        row[1].loglog(calls, sw, "o-", ms=3, color=f"C{k}", label=solver)
+        row[2].semilogx(calls, sh, "o-", ms=3, color=f"C{k}")
     row[1].axhspan(min(floors[name]), max(floors[name]), color="0.8", label="exact vs exact (10 pairs)")
     row[2].axhspan(0.2 - 2 * math.sqrt(0.16 / n_s), 0.2 + 2 * math.sqrt(0.16 / n_s), color="0.85")
     row[0].set(ylabel=f"{name}: median endpoint error"), row[1].set(ylabel="sliced W₂ to exact samples")
@@ -198,7 +212,8 @@ for name in ("VE", "VP"):
 # moving at 256. Where the curves flatten they sit at the sampling noise of $n$ samples — the grey band, ten
 # exact-vs-exact pairs, whose spread comes mostly from the binomial noise of the mode weights (a 1 % shift of mass
 # between modes 14 apart moves SW₂ by about 0.2). The stochastic samplers converge only **in law** (weak order 1);
-# their mode weights approach ⅕ from the wrong side at small budgets.
+# at small budgets their mode weights are off by many standard errors, in opposite directions: Euler–Maruyama
+# overweights the small mode, DDPM ancestral underweights it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · Flow matching is the probability-flow ODE learned directly
@@ -299,7 +314,7 @@ check_less("flow matching: mean relative velocity error over t", float(np.mean(r
 #
 # The score model is sampled by DDIM and Heun on Karras's grid (VP), the velocity model by Euler and Heun in $t$ on
 # an even grid (the usual choice for flow matching; its Euler step *is* DDIM on the linear path). Both start from
-# their own exact prior: $\mathcal{N}(0, I)$ is exact at $t = 1$ on both paths (up to $e^{-10}$ for VP).
+# their own exact prior: $\mathcal{N}(0, I)$ is exact at $t = 1$ on both paths (for VP up to the mean $\alpha_1\mathbf{x}_0$, with $\alpha_1 \approx e^{-5}$).
 
 # %% slideshow={"slide_type": "skip"}
 fm_calls = [4, 8, 16, 32, 64]
@@ -344,8 +359,9 @@ check_true("both ODEs' paths are nearly straight (chord / length > 0.9)", min(st
 # With exact fields the two ODEs would be **the same ODE in different coordinates** (same $D$ at the same
 # $(\bar{\mathbf{x}}, \bar\sigma)$, above); the trained versions differ in what the network learned and in the time grid.
 # Past 16–32 calls the curves are flat: the solvers' own error is gone, and what is left is the learned field's
-# error plus sampling noise — here SW₂ cannot tell the two models from the data (the grey band, ten data-vs-data
-# pairs, is wide because it carries the binomial noise of the mode weights). At 2 steps Heun is worse than Euler at
+# error plus sampling noise — flow matching's samples lie inside the grey band (ten data-vs-data pairs, wide because
+# it carries the binomial noise of the mode weights), the VP score model's just above it, in line with its larger KL
+# below. At 2 steps Heun is worse than Euler at
 # 4: second order pays only once the steps are small enough. "Straightness"
 # (chord over length, 1 for a straight path) is close to 1 for both: a path bends only where its posterior mean
 # $D$ changes — near the watershed between the two modes — whatever the parametrisation.
@@ -414,6 +430,7 @@ ode, ode_current = shipped_table(ODE_CURVE_FILE)
 pc_ref = (285, ode["pc"]["frechet"], "predictor–corrector (3 seeds)")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), layout="constrained")
 P.plot_quality_curve(axes[0], ode["curve"], "frechet", ode["real"]["frechet"], pc_ref, "Fréchet distance (lower is better)")
+axes[0].set_yscale("log")  # Euler's 568 at 10 calls would flatten the rest
 P.plot_quality_curve(axes[1], ode["curve"], "confident", ode["real"]["confident"],
                      (285, ode["pc"]["confident"], pc_ref[2]), "confident fraction (higher is better)")
 plt.show()
@@ -423,8 +440,9 @@ display(Markdown(format_ode_target(ode)))
 # **Reading it.** The ODE is fast: DPM-Solver++(2M) has converged by about 20 calls (its figures at 50 and 100 calls
 # agree), and every solver heads for the same place — the first-order ones (Euler in $t$, DDIM) more slowly, as in §1.
 # But that place is **not** where predictor–corrector lands: the probability-flow ODE of *this* network has a Fréchet
-# distance about three times larger, and no number of steps changes that. So the gap is not the solver's discretisation
-# error; it is the learned score's. The ODE is deterministic: an error in $\mathbf{s}_	heta$ at one noise level moves the sample,
+# distance about three times larger, and more steps (up to 100 calls) do not change that. So the gap is not the solver's
+# discretisation error: it comes from the model the ODE integrates — the learned score, and possibly the prior
+# $\mathcal{N}(0, \sigma_{\max}^2 I)$, to which the ODE is the most sensitive sampler (notebook 06 §3). The ODE is deterministic: an error in $\mathbf{s}_\theta$ at one noise level moves the sample,
 # and nothing later moves it back. The stochastic samplers add fresh noise and Langevin steps at every level, which
 # pull each sample back towards $p_\sigma$ and so forgive earlier errors (notebook 06 §3 showed the same sensitivity of
 # the ODE to its prior). A middle way (Karras et al. 2022): Heun with **churn**, a little fresh noise before each step.
@@ -451,10 +469,12 @@ check_less("churn (S_churn = 10, 100 calls) / the ODE (100 calls): Fréchet", od
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # A little churn goes a long way: with 100 calls, about a third of predictor–corrector's, churned Heun draws digits as
-# good as predictor–corrector's on this seed — though not at 50 calls. More churn is not better: $\gamma$ is capped at
-# $\sqrt2 - 1$ per step, and the added noise must be removed again by the same few steps. So on this network the answer to
-# the deck's "can be made faster?" is *yes, by about 5×* (`scoretutor sample mnist --sampler ode`, 50 calls), at a cost in
-# quality that a better-trained score shrinks — and that a few stochastic steps buy most of back.
+# good as predictor–corrector's on this seed (its worst of three: 13.0, against 9.2 and 7.7) — though not at 50 calls.
+# More churn is not better: at 100 calls $\gamma = 0.2$ ($S_\text{churn} = 10$) beats the cap $\gamma = \sqrt2 - 1$ ($S_\text{churn} = 40$),
+# since the added noise must be removed again by the same few steps; at 50 calls both are at or near the cap and score
+# alike. So on this network the answer to the deck's "can be made faster?" is *yes, about 6× at 50 calls*
+# (`scoretutor sample mnist --sampler ode`), at a cost in quality that a better-trained score should shrink — and churn
+# at 100 calls (about 3× faster than predictor–corrector) buys most of it back on this seed.
 
 # %% slideshow={"slide_type": "skip"}
 print(f"notebook ran in {time.time() - t_start:.0f} s")

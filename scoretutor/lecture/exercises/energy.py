@@ -46,7 +46,8 @@ TRANSFORMS: dict[str, tuple[Callable[[Callable[[Tensor], Tensor]], Callable[[Ten
                              "the density moves by a; at a fixed x the score is the old one at x − a"),
     "f(x) + 0.5·x₁": (lambda f: lambda x: f(x) + 0.5 * x[..., 0],
                       "a linear tilt: the score changes by the constant −(0.5, 0), so the density changes "
-                      "too (each Gaussian mode moves by −0.5 along x₁)"),
+                      "too (each Gaussian mode moves by −0.5 along x₁, and the weights change by "
+                      "e^{−0.5 μ₁})"),
 }
 ASPECTS = ("density changes", "score changes")
 
