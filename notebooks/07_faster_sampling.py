@@ -138,7 +138,7 @@ check_true("the solution's prediction holds", check_heun_slope(solution_heun_slo
 
 # %% slideshow={"slide_type": "skip"}
 calls = [8, 16, 32, 64, 128, 256]
-n_s, n_e = pick(full=4000, fast=1000), pick(full=500, fast=200)     # samples for distances; for endpoint errors
+n_s, n_e = pick(full=4000, fast=500), pick(full=500, fast=200)     # samples for distances; for endpoint errors
 exact_0 = {name: marginal_mixture(mix64, sde, sde.t_min) for name, sde in (("VE", ve), ("VP", vp))}
 refs = {name: (p.sample(n_s, seed(12)), p.sample(n_s, seed(13))) for name, p in exact_0.items()}
 sw_to = lambda x, ref: sliced_wasserstein(x, ref, generator=seed(0))

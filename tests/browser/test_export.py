@@ -15,10 +15,10 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, executed_notebook):
     out = tmp_path_factory.mktemp("export")
-    (notebook,) = find_notebooks(["01"])
-    html, slides = export_notebook(notebook, ["html", "slides"], out)
+    (notebook,) = find_notebooks(["01"])  # executed once per session (tests/conftest.py), as export runs it
+    html, slides = export_notebook(notebook, ["html", "slides"], out, executed=executed_notebook(notebook))
     return {"html": html, "slides": slides}
 
 
