@@ -74,18 +74,27 @@ def _debug_variants(score_fn, x: Tensor, sigma: float, seed: int) -> dict[tuple[
     return out
 
 
+def _scalar_loss(fn: StudentDSM, name: str, score_fn, x: Tensor, sigma: float, seed: int, what: str
+                 ) -> Tensor | None:
+    """The student's loss on one case (its noise from ``seed``), or None with a printed hint when it is not
+    attempted yet or is not a scalar tensor."""
+    done, got = attempt(fn, score_fn, x.clone(), sigma, torch.Generator().manual_seed(seed), what=what)
+    if not done:
+        return None
+    if not isinstance(got, Tensor) or got.numel() != 1:
+        print(f"[{name}] your function should return a scalar tensor, got {got!r:.80}")
+        return None
+    return got
+
+
 def check_debugged_dsm(fixed_dsm: StudentDSM) -> bool:
     """Name the slips of the debugging exercise that remain in ``fixed_dsm`` (fresh noise in the target,
     a last-axis sum); once none is recognised, run :func:`check_dsm` on it."""
     slips = [False, False]
     for name, score_fn, x, sigma in _cases():
         seed = 1234
-        done, got = attempt(fixed_dsm, score_fn, x.clone(), sigma, torch.Generator().manual_seed(seed),
-                            what="your fixed loss")
-        if not done:
-            return False
-        if not isinstance(got, Tensor) or got.numel() != 1:
-            print(f"[{name}] your function should return a scalar tensor, got {got!r:.80}")
+        got = _scalar_loss(fixed_dsm, name, score_fn, x, sigma, seed, "your fixed loss")
+        if got is None:
             return False
         variants = _debug_variants(score_fn, x, sigma, seed)
         if x.ndim == 2:  # on points both sums agree: the last-axis slip shows only on images
@@ -106,12 +115,8 @@ def check_dsm(student_dsm: StudentDSM, n_mc: int = 200) -> bool:
     cases = _cases()
     for name, score_fn, x, sigma in cases:
         seed = 1234
-        done, got = attempt(student_dsm, score_fn, x.clone(), sigma, torch.Generator().manual_seed(seed),
-                            what="your loss")
-        if not done:
-            return False
-        if not isinstance(got, Tensor) or got.numel() != 1:
-            print(f"[{name}] your function should return a scalar tensor, got {got!r:.80}")
+        got = _scalar_loss(student_dsm, name, score_fn, x, sigma, seed, "your loss")
+        if got is None:
             return False
         expected = denoising_score_matching(score_fn, x, sigma, generator=torch.Generator().manual_seed(seed))
         if torch.isclose(got.double().reshape(()), expected.detach(), rtol=1e-6, atol=1e-9):
