@@ -172,7 +172,7 @@ def test_the_card_records_the_command_when_main_is_called(tmp_path, monkeypatch)
 # -- Ctrl-C during training ------------------------------------------------------------------------
 def _train(out: Path, steps: int, *extra: str) -> subprocess.Popen:
     args = ["train", "mnist", "--steps", str(steps), "--out", str(out), "--batch-size", "4",
-            "--checkpoint-every", "1", "--threads", "1", "--quiet", "--seed", "3", *extra]
+            "--checkpoint-every", "20", "--threads", "1", "--quiet", "--seed", "3", *extra]
     return subprocess.Popen([sys.executable, "-m", "scoretutor", *args], cwd=ROOT, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -186,7 +186,7 @@ def test_ctrl_c_exits_130_saves_and_resume_finishes_exactly(tmp_path):
     proc = _train(tmp_path / "cut", steps)
     deadline = time.monotonic() + 120
     while not (tmp_path / "cut" / "model.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)  # the first step's checkpoint: training is under way
+        time.sleep(0.05)  # the first checkpoint (step 20): training is under way
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
