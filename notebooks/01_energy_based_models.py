@@ -46,6 +46,7 @@ from scoretutor.lecture import plotting as P
 from scoretutor.lecture.claims import check, check_greater, check_less, check_true
 from scoretutor.lecture.exercises.energy import check_score, check_transformations, mexican_hat_energy
 
+# %% slideshow={"slide_type": "skip"}
 gen = torch.Generator().manual_seed(0)
 
 # %% slideshow={"slide_type": "skip"}

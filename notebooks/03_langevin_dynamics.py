@@ -59,6 +59,7 @@ from scoretutor.models import ScoreMLP
 from scoretutor.sampling import LangevinDivergenceError, langevin, mala
 from scoretutor.training import cache_path, fit
 
+# %% slideshow={"slide_type": "skip"}
 device, gen = get_device(), torch.Generator().manual_seed(0)
 seeded = lambda seed: torch.Generator().manual_seed(seed)
 langevin, mala = partial(langevin, progress=False), partial(mala, progress=False)  # no bar per sampler call

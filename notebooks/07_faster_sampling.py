@@ -181,8 +181,7 @@ for row, name in zip(axes, ("VE", "VP"), strict=True):
     row[0].set(ylabel=f"{name}: median endpoint error"), row[1].set(ylabel="sliced W₂ to exact samples")
     row[2].set(ylabel="(−5,−5) share (grey: ±2 se)")
 axes[0, 0].legend(fontsize=7), axes[0, 1].legend(fontsize=7)
-for ax in axes[1]:
-    ax.set_xlabel("network calls")
+fig.supxlabel("network calls")
 plt.show()
 
 # %% slideshow={"slide_type": "fragment"}
@@ -331,14 +330,16 @@ run_side = lambda: {(k, c): (sw_data(x), share(x)) for k, f in samplers.items() 
 key2 = dict(fm=fingerprint(v_model), vp=fingerprint(eps_model), n=n_s, calls=fm_calls, version=2)
 side = run_side() if fast_mode() else cached("07-side-by-side", run_side, **key2)
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "skip"}
 with torch.no_grad():
     paths = {"VP score model (DDIM, 64 steps)": S.ddim(D_vp, vp, z[:300], S.time_grid(vp, 64), return_trajectory=True),
              "flow matching (Euler, 64 steps)": S.euler(v_fn, z[:300], uniform(64), return_trajectory=True)}
 straight = {k: fm.straightness(o.trajectory).mean().item() for k, o in paths.items()}
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
 floor_fm = [sliced_wasserstein(mix64.sample(n_s, seed(300 + k)), mix64.sample(n_s, seed(400 + k)),
                                generator=seed(0)) for k in range(10)]
+
+# %% slideshow={"slide_type": "fragment"}
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
 for k in samplers:
     axes[0].loglog(fm_calls, [side[k, c][0] for c in fm_calls], "o-", ms=3, label=k)
 axes[0].axhspan(min(floor_fm), max(floor_fm), color="0.8", label="data vs data (10 pairs)")
