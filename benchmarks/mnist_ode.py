@@ -12,7 +12,6 @@ Writes ``scoretutor/mnist/shipped/score_model/ode_curve.json`` and prints Markdo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 
@@ -21,18 +20,20 @@ import torch
 from scoretutor.diffusion.solvers import SOLVERS
 from scoretutor.files import atomic_write
 from scoretutor.mnist import ODE_CALLS, load_pretrained, sample_ode, sample_pc, shipped_checkpoint_dir
-from scoretutor.mnist.quality import METRICS, mnist_quality, shipped_table
-
-BATCH = 250  # as in mnist_sampler_comparison.py: seed s draws batches with seeds 1000 s + k
-
-
-def batched(draw, n: int, seed: int) -> torch.Tensor:
-    return torch.cat([draw(min(BATCH, n - i), 1000 * seed + i // BATCH) for i in range(0, n, BATCH)])
+from scoretutor.mnist.quality import (
+    BATCH,
+    METRICS,
+    ODE_CURVE_FILE,
+    batched,
+    mnist_quality,
+    shipped_table,
+    shipped_weights_sha256,
+)
 
 
 def add_churn(model, card, args) -> None:
     """Karras et al.'s stochastic Heun: fresh noise at each step (S_churn), added to ``ode_curve.json``."""
-    path = shipped_checkpoint_dir() / "ode_curve.json"
+    path = shipped_checkpoint_dir() / ODE_CURVE_FILE
     out = json.loads(path.read_text(encoding="utf-8"))
     churn = out.setdefault("churn", {})
     for s_churn in args.churn:
@@ -97,8 +98,8 @@ def main() -> None:
     table, _ = shipped_table()
     out["pc"] = table["samplers"]["predictor–corrector"]
     folder = shipped_checkpoint_dir()
-    out["checkpoint_sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-    atomic_write(folder / "ode_curve.json", json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    out["checkpoint_sha256"] = shipped_weights_sha256()
+    atomic_write(folder / ODE_CURVE_FILE, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     for name, f in ((f"{best}, {ODE_CALLS} calls", figures), ("predictor–corrector, same seeds", out["pc"])):
         print(f"{name}: Fréchet {f['frechet']}, confident {f['confident']}")
 

@@ -10,7 +10,6 @@ so the notebook can tell a stale table) and prints the Markdown table. About 25 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 
@@ -26,7 +25,13 @@ from scoretutor.mnist import (
     sample_pc,
     shipped_checkpoint_dir,
 )
-from scoretutor.mnist.quality import COMPARISON_FILE, format_sampler_comparison, sampler_comparison
+from scoretutor.mnist.quality import (
+    COMPARISON_FILE,
+    batched,
+    format_sampler_comparison,
+    sampler_comparison,
+    shipped_weights_sha256,
+)
 
 
 def main() -> None:
@@ -39,19 +44,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model, card = load_pretrained()
     settings = default_settings(card)
-    batch = 250  # bounded memory; the seed fixes the whole draw
-
-    def batched(draw):
-        def drawn(n: int, seed: int) -> torch.Tensor:
-            return torch.cat([draw(min(batch, n - i), 1000 * seed + i // batch) for i in range(0, n, batch)])
-        return drawn
-
-    samplers = {"annealed Langevin": batched(lambda n, s: sample(model, n, settings, seed=s)),
-                "predictor–corrector": batched(lambda n, s: sample_pc(model, n, card, seed=s))}
+    langevin = lambda m, s: sample(model, m, settings, seed=s)
+    pc = lambda m, s: sample_pc(model, m, card, seed=s)
+    samplers = {"annealed Langevin": lambda n, seed: batched(langevin, n, seed),
+                "predictor–corrector": lambda n, seed: batched(pc, n, seed)}
     t0 = time.perf_counter()
     table = sampler_comparison(samplers, args.seeds, args.n)
     folder = shipped_checkpoint_dir()
-    table["checkpoint_sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    table["checkpoint_sha256"] = shipped_weights_sha256()
     table["network_calls"] = {"annealed Langevin": settings.n_score_evals,
                               "predictor–corrector": pc_steps(card) * (PC_CORRECTORS + 1)}
     table["wall_time_s"] = round(time.perf_counter() - t0)

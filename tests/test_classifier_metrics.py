@@ -362,3 +362,16 @@ def test_shipped_ode_curve_belongs_to_the_shipped_model_and_covers_every_ode_sol
     assert set(curve["curve"]) == {k for k, v in SOLVERS.items() if v[0] == "ode"} and curve["n"] == 1000
     assert all(set(points) == {str(c) for c in curve["calls"]} for points in curve["curve"].values())
     assert len(curve["at_50"]["frechet"]) == len(curve["pc"]["frechet"]) == 3
+
+
+def test_batched_draws_seed_each_batch_from_the_draws_seed():
+    from scoretutor.mnist.quality import batched
+
+    calls = []
+
+    def draw(m, s):
+        calls.append((m, s))
+        return torch.full((m,), float(s))
+
+    x = batched(draw, 600, 2, batch=250)
+    assert calls == [(250, 2000), (250, 2001), (100, 2002)] and x.shape == (600,)

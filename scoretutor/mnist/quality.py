@@ -186,20 +186,35 @@ def sampler_comparison(samplers: dict, seeds: list[int], n: int, **quality_kwarg
     return out
 
 
+BATCH = 250  # images drawn at once by :func:`batched`
+
+
+def batched(draw, n: int, seed: int, batch: int = BATCH) -> Tensor:
+    """``draw(m, s)`` called for batches of at most ``batch`` images, batch k seeded 1000·seed + k, and
+    concatenated: bounded memory, and ``seed`` fixes the whole draw (the precomputed tables' seeding)."""
+    return torch.cat([draw(min(batch, n - i), 1000 * seed + i // batch) for i in range(0, n, batch)])
+
+
+def shipped_weights_sha256() -> str:
+    """sha256 of the shipped score model's weights, recorded with every precomputed table."""
+    import hashlib
+
+    from scoretutor.mnist.training import shipped_checkpoint_dir
+
+    return hashlib.sha256((shipped_checkpoint_dir() / "model.safetensors").read_bytes()).hexdigest()
+
+
 def shipped_table(name: str = COMPARISON_FILE) -> tuple[dict, bool]:
     """A precomputed table shipped beside the MNIST model — ``sampler_comparison.json`` (notebook 05 §7,
     ``benchmarks/mnist_sampler_comparison.py``) or ``ode_curve.json`` (notebook 07,
     ``benchmarks/mnist_ode.py``) — and whether it belongs to the shipped weights (their sha256 matches the
     one recorded with it)."""
-    import hashlib
     import json
 
     from scoretutor.mnist.training import shipped_checkpoint_dir
 
-    folder = shipped_checkpoint_dir()
-    table = json.loads((folder / name).read_text(encoding="utf-8"))
-    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-    return table, table.get("checkpoint_sha256") == sha
+    table = json.loads((shipped_checkpoint_dir() / name).read_text(encoding="utf-8"))
+    return table, table.get("checkpoint_sha256") == shipped_weights_sha256()
 
 
 def format_sampler_comparison(table: dict, digits: int = 3) -> str:
