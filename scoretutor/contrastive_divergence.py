@@ -26,37 +26,26 @@ import torch
 from torch import nn
 
 from scoretutor.checks import count, positive
-from scoretutor.device import generator_device, randn_like
+from scoretutor.device import generator_device
+from scoretutor.ebm import score_from_energy
+from scoretutor.sampling import langevin
 
 Tensor = torch.Tensor
 EnergyFn = Callable[[Tensor], Tensor]
 
 
-def energy_gradient(energy: EnergyFn, x: Tensor) -> Tensor:
-    """∇_x f(x) by autograd (one forward and one backward pass), detached."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(energy(x).sum(), x)
-    return grad.detach()
-
-
 def langevin_negatives(energy: EnergyFn, x0: Tensor, step_size: float, n_steps: int,
                        generator: torch.Generator | None = None) -> Tensor:
-    """K steps of unadjusted Langevin on p ∝ e^{−f}: x ← x − ε ∇_x f(x) + √(2ε) z, detached.
+    """K steps of unadjusted Langevin on p ∝ e^{−f}: x ← x − ε ∇_x f(x) + √(2ε) z, detached — the
+    package's :func:`~scoretutor.sampling.langevin` with the score −∇_x f of
+    :func:`~scoretutor.ebm.score_from_energy`.
 
     The parameters of ``energy`` receive no gradient from these steps (the negatives are constants
-    in the CD loss). Raises FloatingPointError if a chain becomes non-finite.
+    in the CD loss). Raises :class:`~scoretutor.sampling.LangevinDivergenceError` (a FloatingPointError)
+    if a chain becomes non-finite.
     """
-    step_size = positive(step_size, "step_size")
-    n_steps = count(n_steps, "n_steps", 0)
-    x = x0.detach().clone()
-    noise = math.sqrt(2 * step_size)
-    for _ in range(n_steps):
-        x = x - step_size * energy_gradient(energy, x) + noise * randn_like(x, generator)
-    if not torch.isfinite(x).all():
-        raise FloatingPointError(f"Langevin chains became non-finite (step size {step_size:g}); "
-                                 "try a smaller one")
-    return x
+    return langevin(score_from_energy(energy), x0.detach(), step_size, n_steps, generator,
+                    progress=False).x.detach()
 
 
 def cd_loss(energy: EnergyFn, x_data: Tensor, x_model: Tensor, alpha: float = 0.0) -> Tensor:
