@@ -89,6 +89,13 @@ def network(model: nn.Module, precision: str | None = None):
     return score
 
 
+def _start(n: int, sigma_max: float, seed: int, device) -> tuple[torch.Generator, Tensor]:
+    """The samplers' shared start: a CPU generator seeded with ``seed`` (so a seed gives the same images on
+    any device) and x ~ N(0, σ_max² I), n images, drawn from it first and moved to ``device``."""
+    g = make_generator(seed, "cpu")
+    return g, (sigma_max * torch.randn(n, 1, 28, 28, generator=g)).to(device)
+
+
 @torch.no_grad()
 def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
            return_trajectory: bool = False, progress: bool | None = None, clamp: bool = True,
@@ -100,9 +107,7 @@ def sample(model: nn.Module, n: int, settings: SamplerSettings, seed: int = 0,
     also the iterate at the end of every level, shape (L + 2, n, 1, 28, 28) (start, L levels, final).
     """
     n = count(n, "n", 1)
-    device = model_device(model)
-    g = make_generator(seed, "cpu")
-    x0 = (settings.sigma_max * torch.randn(n, 1, 28, 28, generator=g)).to(device)
+    g, x0 = _start(n, settings.sigma_max, seed, model_device(model))
     out = annealed_langevin(network(model, precision), x0, settings.sigmas, settings.step_size,
                             settings.n_steps_each, generator=g, denoise_last=True,
                             return_trajectory=return_trajectory, trajectory_every=settings.n_steps_each,
@@ -151,10 +156,8 @@ def sample_pc(model: nn.Module, n: int, card: dict, seed: int = 0, n_steps: int 
     """
     n = count(n, "n", 1)
     n_steps = pc_steps(card) if n_steps is None else count(n_steps, "n_steps", 1)
-    device = model_device(model)
-    g = make_generator(seed, "cpu")
     sde = VESDE(card["sigma_min"], card["sigma_max"])
-    x_T = (card["sigma_max"] * torch.randn(n, 1, 28, 28, generator=g)).to(device)
+    g, x_T = _start(n, card["sigma_max"], seed, model_device(model))
     x = predictor_corrector(sigma_model_score_fn(network(model, precision), sde), sde, x_T, n_steps, snr=snr,
                             n_corrector=n_corrector, generator=g, progress=progress).x
     return x.clamp(0, 1) if clamp else x
@@ -179,10 +182,8 @@ def sample_ode(model: nn.Module, n: int, card: dict, n_calls: int = ODE_CALLS, s
     if solver not in SOLVERS or SOLVERS[solver][0] != "ode":
         odes = [k for k, v in SOLVERS.items() if v[0] == "ode"]
         raise ValueError(f"solver must be one of {odes}, got {solver!r}")
-    device = model_device(model)
-    g = make_generator(seed, "cpu")
     sde = VESDE(card["sigma_min"], card["sigma_max"])
-    x_T = (card["sigma_max"] * torch.randn(n, 1, 28, 28, generator=g)).to(device)
+    g, x_T = _start(n, card["sigma_max"], seed, model_device(model))
     score = sigma_model_score_fn(network(model, precision), sde)
     flat = lambda x, t: score(x.view(-1, 1, 28, 28), t).flatten(1)  # the solvers step (N, D) arrays
     if churn:
