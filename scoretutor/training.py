@@ -36,7 +36,7 @@ from scoretutor.models import StackedScoreMLP
 
 Tensor = torch.Tensor
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
-Data = Tensor | Callable[[int, torch.Generator], Tensor]
+Data = Tensor | tuple[Tensor, ...] | Callable[[int, torch.Generator], Tensor]
 
 
 def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, history: list[float],
@@ -63,7 +63,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
     """Minimise ``loss_fn(model, batch, generator)`` with Adam for ``n_steps``; return the loss history.
 
     Args:
-        data: an (N, ...) tensor to draw batches from (with replacement), or a callable
+        data: an (N, ...) tensor to draw batches from (with replacement), a tuple of such tensors
+            (images and labels: the batch is the tuple of the same rows of each), or a callable
             ``(n, generator) -> batch`` such as ``GaussianMixture.sample``.
         progress: show a tqdm bar; None = on unless fast mode or CI (``config.show_progress``).
             Never when every step is already done (a finished run loaded from its checkpoint).
@@ -106,11 +107,22 @@ def fit(model: nn.Module, loss_fn: LossFn, data: Data, n_steps: int, batch_size:
 
         def draw(n: int, g: torch.Generator) -> Tensor:
             return data_t[torch.randint(0, data_t.shape[0], (n,), generator=g, device=device)]
+    elif isinstance(data, tuple) and data and all(isinstance(d, Tensor) for d in data):
+        sizes = {d.shape[0] if d.ndim else 0 for d in data}
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"data tensors must share their first size N >= 1, got shapes "
+                             f"{[tuple(d.shape) for d in data]}")
+        columns = tuple(d.to(device) for d in data)
+
+        def draw(n: int, g: torch.Generator) -> tuple[Tensor, ...]:
+            rows = torch.randint(0, columns[0].shape[0], (n,), generator=g, device=device)
+            return tuple(d[rows] for d in columns)
     elif callable(data):
         def draw(n: int, g: torch.Generator) -> Tensor:
             return data(n, g).to(device)
     else:
-        raise ValueError(f"data must be a tensor or a callable (n, generator) -> batch, got {type(data)}")
+        raise ValueError(f"data must be a tensor, a tuple of tensors or a callable (n, generator) -> batch, "
+                         f"got {type(data)}")
 
     generator = make_generator(seed, device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -263,3 +263,36 @@ def test_cached_computes_once_then_loads(tmp_path, monkeypatch):
     assert len(calls) == 2
     cache_path("demo", seed=1).write_bytes(b"damaged")  # a broken file is recomputed, not an error
     assert cached("demo", compute, seed=1)["evals"] == 7 and len(calls) == 3
+
+
+def test_fit_draws_the_same_rows_of_every_tensor_in_a_tuple():
+    x = torch.arange(20.0)[:, None]
+    labels = torch.arange(20)
+    seen = []
+
+    def loss_fn(model, batch, g):
+        xb, yb = batch
+        seen.append(bool((xb[:, 0].long() == yb).all()))
+        return (model(xb) ** 2).mean()
+
+    fit(torch.nn.Linear(1, 1), loss_fn, (x, labels), 5, batch_size=4, progress=False, device="cpu")
+    assert seen == [True] * 5
+    with pytest.raises(ValueError, match="first size"):
+        fit(torch.nn.Linear(1, 1), loss_fn, (x, labels[:5]), 1, progress=False, device="cpu")
+
+
+def test_class_conditional_training_drops_labels_and_records_it(tmp_path):
+    from scoretutor import mnist
+    from scoretutor.errors import UsageError
+
+    images = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(8) % 10
+    model = mnist.make_model(n_classes=10, channels=(4, 8, 8), blocks=(0, 1, 1))
+    trained, card = mnist.train(tmp_path / "run", 2, images, labels=labels, model=model, batch_size=4,
+                                sigma_max=10.0, progress=False, label_dropout=0.25, device="cpu")
+    assert card["label_dropout"] == 0.25 and card["model"]["config"]["n_classes"] == 10
+    with pytest.raises(UsageError, match="labels must have shape"):
+        mnist.train(tmp_path / "bad", 2, images, labels=labels[:3], sigma_max=10.0, progress=False)
+    with pytest.raises(UsageError, match="class-conditional"):
+        mnist.train(tmp_path / "bad2", 2, images, labels=labels, model=mnist.make_model(channels=(4, 8, 8)),
+                    sigma_max=10.0, progress=False)

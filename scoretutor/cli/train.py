@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "autocast on CUDA GPUs with bf16 and CPUs with AMX or AVX-512 BF16, else fp32")
     parser.add_argument("--time-limit", type=positive_float,
                         help="stop after this many minutes even if --steps are not done (resumable)")
+    parser.add_argument("--conditional", action="store_true",
+                        help="a class-conditional model (notebook 08: classifier-free guidance), trained "
+                             "with labels dropped to the null label at rate --label-dropout")
+    parser.add_argument("--label-dropout", type=unit_interval,
+                        help="--conditional only: share of labels replaced by the null label (default 0.1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--download", action="store_true",
                         help="download the full 60,000 training digits if not cached (default: cache or the "
@@ -55,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from scoretutor.errors import UsageError
 
+    if args.label_dropout is not None and not args.conditional:
+        raise UsageError("--label-dropout is for --conditional training")
     if args.sigma_min is not None and args.sigma_max is not None and not args.sigma_min < args.sigma_max:
         raise UsageError(f"need --sigma-min < --sigma-max, got {args.sigma_min} and {args.sigma_max}")
 
@@ -70,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     precision = resolve_precision(args.precision, device)
     with warnings.catch_warnings():  # which digits are used is said in the line below
         warnings.simplefilter("ignore", UserWarning)
-        images, _ = load_mnist("train", download=args.download)
+        images, labels = load_mnist("train", download=args.download)
     source = "shipped 10,000 training digits" if images.shape[0] == 10_000 else "official training set"
     print(f"training on {images.shape[0]} MNIST training digits ({source}) on {device} ({precision}), "
           f"{torch.get_num_threads()} CPU thread(s); writing {args.out}", flush=True)
@@ -84,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             progress=False if args.quiet else None,
             data_info={"name": "mnist", "split": "train", "count": int(images.shape[0]), "source": source},
             command=getattr(args, "command_line", None), lr_schedule=args.lr_schedule, compile=args.compile,
-            precision=precision, stop=stop.is_set,
+            precision=precision, stop=stop.is_set, labels=labels if args.conditional else None,
+            label_dropout=args.label_dropout if args.label_dropout is not None else mnist.LABEL_DROPOUT,
             time_limit_s=None if args.time_limit is None else 60 * args.time_limit)
     if stop.is_set() and card["steps"] < args.steps:
         print(f"interrupted at step {card['steps']} of {args.steps}; the checkpoint in {args.out} is saved. "

@@ -42,6 +42,7 @@ LR_SCHEDULES = ("constant", "cosine")
 LR_FINAL = 0.1  # the cosine schedule ends at lr/10 (nanoGPT's min_lr)
 MODEL_CONFIG = {"channels": (8, 32, 96), "blocks": (0, 1, 2), "attention": False, "c_skip": True}
 TRAIN_STATE = "train_state.pt"
+LABEL_DROPOUT = 0.1  # class-conditional training: share of labels replaced by ∅ (Ho & Salimans: 0.1–0.2)
 
 
 def make_model(**overrides) -> ScoreUNet:
@@ -66,7 +67,7 @@ def load_pretrained(directory: str | os.PathLike | None = None, device=None) -> 
 
 
 # -- training ----------------------------------------------------------------------------------
-_RUN_KEYS = ("sigma_min", "sigma_max", "ema_decay", "batch_size", "lr", "grad_clip", "seed")
+_RUN_KEYS = ("sigma_min", "sigma_max", "ema_decay", "batch_size", "lr", "grad_clip", "seed", "label_dropout")
 
 
 def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int = 64, lr: float = 2e-3,
@@ -76,7 +77,8 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
           model: ScoreUNet | None = None, command: str | None = None,
           time_limit_s: float | None = None, lr_schedule: str = "constant",
           compile: bool = False, stop: Callable[[], bool] | None = None,
-          precision: str | None = None) -> tuple[nn.Module, dict]:
+          precision: str | None = None, labels: Tensor | None = None,
+          label_dropout: float = LABEL_DROPOUT) -> tuple[nn.Module, dict]:
     """Train a score model on ``images`` (N, 1, 28, 28) in [0, 1]; write its checkpoint to ``out``.
 
     Loss: E_{σ∼logU[σ_min, σ_max]} λ(σ) · ½‖s_θ(x + σz, σ) + z/σ‖² (:func:`continuous_ncsn_loss`) with
@@ -92,6 +94,9 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     ``"fp32"``; None = ``SCORETUTOR_PRECISION``, else auto) is resolved on the device by
     :func:`~scoretutor.device.resolve_precision` and recorded in the card (``"precision"``); bf16 runs the
     forward pass under bf16 autocast, with weights, optimiser state and EMA in fp32.
+    With ``labels`` (N,) the model is class-conditional (default ``make_model(n_classes=10)``), trained on
+    s_θ(x̃, σ, y) with each label replaced by the null label ∅ with probability ``label_dropout``, so one
+    network learns both ∇ log p_σ(x | y) and ∇ log p_σ(x) (classifier-free guidance, notebook 08).
     Returns the EMA model and the card.
     """
     steps = count(steps, "steps", 1)
@@ -112,6 +117,12 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     run = {"sigma_min": positive(sigma_min, "sigma_min"), "sigma_max": positive(sigma_max, "sigma_max"),
            "ema_decay": float(ema_decay), "batch_size": count(batch_size, "batch_size", 1),
            "lr": positive(lr, "lr"), "grad_clip": positive(grad_clip, "grad_clip"), "seed": int(seed)}
+    if labels is not None:
+        if not 0 <= label_dropout < 1:
+            raise UsageError(f"label_dropout must lie in [0, 1), got {label_dropout}")
+        if labels.shape != images.shape[:1]:
+            raise UsageError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        run["label_dropout"] = float(label_dropout)
     if lr_schedule not in LR_SCHEDULES:
         raise UsageError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     schedule = {"lr_schedule": lr_schedule}
@@ -131,7 +142,10 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
         if clash:
             raise UsageError(f"--resume with settings that differ from the run in {out}: " + "; ".join(clash))
     if model is None:
-        model = make_model()
+        model = make_model(n_classes=10) if labels is not None else make_model()
+    if (labels is not None) != bool(getattr(model, "n_classes", 0)):
+        raise UsageError("a class-conditional model (n_classes > 0) trains with labels, an unconditional one "
+                         "without")
     if previous:
         mine = json.loads(json.dumps(model.config))  # tuples → lists, as in the card
         if previous.get("model", {}).get("config") != mine:
@@ -160,11 +174,18 @@ def train(out: str | os.PathLike, steps: int, images: Tensor, *, batch_size: int
     def export(done: int) -> None:
         save_checkpoint(out, ema.module, **card(done))
 
-    def loss_fn(net: nn.Module, x: Tensor, g: torch.Generator) -> Tensor:
-        return continuous_ncsn_loss(net, x, run["sigma_min"], run["sigma_max"], weighting=weighting,
-                                    generator=g)
+    def loss_fn(net: nn.Module, batch, g: torch.Generator) -> Tensor:
+        if labels is None:
+            return continuous_ncsn_loss(net, batch, run["sigma_min"], run["sigma_max"], weighting=weighting,
+                                        generator=g)
+        x, y = batch  # y ← ∅ (index n_classes) with probability label_dropout
+        drop = torch.rand(y.shape, generator=g, device=g.device).to(y.device) < run["label_dropout"]
+        y = torch.where(drop, torch.full_like(y, model.n_classes), y)
+        return continuous_ncsn_loss(lambda x_noisy, sigma: net(x_noisy, sigma, y), x, run["sigma_min"],
+                                    run["sigma_max"], weighting=weighting, generator=g)
 
-    fit(model, loss_fn, images, steps, batch_size=run["batch_size"], lr=run["lr"], seed=run["seed"],
+    batches = images if labels is None else (images, labels.long())
+    fit(model, loss_fn, batches, steps, batch_size=run["batch_size"], lr=run["lr"], seed=run["seed"],
         device=device, progress=progress, checkpoint_path=state_path, checkpoint_every=checkpoint_every,
         grad_clip=run["grad_clip"], desc="training MNIST score model", mixed_precision=precision, ema=ema,
         on_checkpoint=export, time_limit_s=time_limit_s, compile=compile, stop=stop,

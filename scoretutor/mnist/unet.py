@@ -84,6 +84,10 @@ class ScoreUNet(nn.Module):
     At small σ this is the plain form; at large σ the Gaussian term carries the score and F's errors
     are damped by σ_data/σ instead of reaching the denoised image σ-fold.
 
+    With ``n_classes`` = K > 0 the model is class-conditional, s_θ(x, σ, y) ≈ ∇ₓ log p_σ(x | y) (notebook 08):
+    a learned embedding of y ∈ {0, …, K−1, ∅} is added to the σ-embedding; y = ∅ (``labels=None``, index K)
+    is the unconditional score, learned by dropping labels in training (classifier-free guidance).
+
     Under bf16 autocast (:func:`scoretutor.device.autocast`) the convolutions and linear layers of the
     coarser resolutions run in bf16; c_in, the Gaussian term, the division by σ and the output stay in
     x's dtype (fp32), and so does the full-resolution level (stem, its blocks, the last up-sampling
@@ -100,7 +104,7 @@ class ScoreUNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (8, 32, 64),
                  blocks: tuple[int, ...] = (0, 1, 2), attention: bool = False, embed_dim: int = 64,
-                 sigma_data: float = 0.5, groups: int = 8, c_skip: bool = False):
+                 sigma_data: float = 0.5, groups: int = 8, c_skip: bool = False, n_classes: int = 0):
         super().__init__()
         channels, blocks = tuple(int(c) for c in channels), tuple(int(b) for b in blocks)
         if len(channels) != len(blocks) or len(channels) < 2:
@@ -114,8 +118,13 @@ class ScoreUNet(nn.Module):
         self.config = {"in_channels": int(in_channels), "channels": list(channels), "blocks": list(blocks),
                        "attention": bool(attention), "embed_dim": int(embed_dim),
                        "sigma_data": float(sigma_data), "groups": int(groups), "c_skip": bool(c_skip)}
+        checks.count(n_classes, "n_classes", 0)
+        if n_classes:  # a class-conditional model (notebook 08); the unconditional card stays as it was
+            self.config["n_classes"] = int(n_classes)
         self.sigma_data = float(sigma_data)
         self.embed = SigmaEmbedding(embed_dim)
+        # label k < n_classes, or n_classes = "no label" (∅, classifier-free guidance's null label)
+        self.label_embed = nn.Embedding(n_classes + 1, embed_dim) if n_classes else None
         self.stem = nn.Conv2d(in_channels, channels[0], 3, padding=1)
         self.down_blocks = nn.ModuleList(
             nn.ModuleList(ResBlock(c, c, embed_dim, groups) for _ in range(b))
@@ -133,14 +142,24 @@ class ScoreUNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+    @property
+    def n_classes(self) -> int:
+        """Number of classes the model is conditioned on (0: unconditional)."""
+        return self.config.get("n_classes", 0)
+
+    def forward(self, x: Tensor, sigma: float | Tensor, labels: Tensor | None = None) -> Tensor:
         factor = 2 ** len(self.downs)
         if (x.ndim != 4 or x.shape[1] != self.config["in_channels"]
                 or x.shape[-1] % factor or x.shape[-2] % factor):
             raise ValueError(f"expected images of shape (N, {self.config['in_channels']}, H, W) with H and W "
                              f"divisible by {factor}, got {tuple(x.shape)}")
         s = checks.sigma(sigma, x)  # x's dtype: fp32 also under autocast (element-wise ops keep it)
-        e = nn.functional.silu(self.embed(s))
+        e = self.embed(s)
+        if self.label_embed is not None:
+            e = e + self.label_embed(self._labels(labels, x))
+        elif labels is not None:
+            raise ValueError("labels given to an unconditional model (n_classes = 0)")
+        e = nn.functional.silu(e)
         c_in = torch.rsqrt(s**2 + self.sigma_data**2)[:, None, None, None]  # fp32, as is x · c_in
         with full_precision(x):  # the full-resolution level in x's dtype also under autocast (see above)
             e_full = e.to(x.dtype)
@@ -166,3 +185,14 @@ class ScoreUNet(nn.Module):
             return out
         var = (s**2 + self.sigma_data**2)[:, None, None, None]
         return -x / var + self.sigma_data * torch.rsqrt(var) * out
+
+    def _labels(self, labels: Tensor | int | None, x: Tensor) -> Tensor:
+        """(N,) class indices; None = the null label ∅ (index n_classes) for every image."""
+        k = self.n_classes
+        if labels is None:
+            return torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+        labels = torch.as_tensor(labels, device=x.device).long().expand(x.shape[0])
+        if labels.numel() and (labels.min() < 0 or labels.max() > k):
+            raise ValueError(f"labels must lie in 0..{k - 1} (or {k} for no label), "
+                             f"got {labels.min().item()}..{labels.max().item()}")
+        return labels
