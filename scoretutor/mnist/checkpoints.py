@@ -34,11 +34,13 @@ WEIGHTS, CARD = "model.safetensors", "model.json"
 
 def _model_classes() -> dict[str, type[nn.Module]]:
     """The classes a card may name when :func:`load_checkpoint` builds the model itself."""
-    from scoretutor.mnist.classifier import DigitClassifier
+    from scoretutor.mnist.classifier import DigitClassifier, StridedClassifier
+    from scoretutor.mnist.noisy_classifier import NoisyDigitClassifier
     from scoretutor.mnist.unet import ScoreUNet
     from scoretutor.models import NoiseConditionalScoreMLP
 
-    return {cls.__name__: cls for cls in (ScoreUNet, NoiseConditionalScoreMLP, DigitClassifier)}
+    return {cls.__name__: cls for cls in (ScoreUNet, NoiseConditionalScoreMLP, DigitClassifier,
+                                          NoisyDigitClassifier, StridedClassifier)}
 
 
 def model_spec(model: nn.Module) -> dict:
