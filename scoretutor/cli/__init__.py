@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 
 from scoretutor.errors import ScoretutorError, UsageError
 
-__all__ = ["COMMANDS", "UsageError", "build_parser", "main", "positive_float", "positive_int", "port",
-           "unit_interval"]
+__all__ = ["COMMANDS", "UsageError", "build_parser", "digit", "main", "non_negative_float", "positive_float",
+           "positive_int", "port", "unit_interval"]
 
 PROG = "scoretutor"
 # command name -> (module, one-line help)
@@ -60,6 +60,8 @@ positive_int = _argument(int, lambda v: v >= 1, "a positive integer")
 positive_float = _argument(float, lambda v: 0 < v < math.inf, "a positive number")
 unit_interval = _argument(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
 port = _argument(int, lambda v: 1024 <= v <= 65535, "a port number 1024–65535")
+non_negative_float = _argument(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+digit = _argument(int, lambda v: 0 <= v <= 9, "a digit 0-9")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,12 @@ annealed Langevin (``--sampler langevin``: T = 3 steps per level and the final d
 probability-flow ODE (``--sampler ode``: DPM-Solver++(2M) on EDM's σ grid, ``--nfe`` network calls in all,
 default 50; ``--solver`` picks another of notebook 07's ODE solvers; ``--solver heun --churn S`` adds Karras
 et al.'s fresh noise at each step).
+
+``--class K`` draws digits of class K with guidance (notebook 08): ``--guide free`` (the default:
+classifier-free, the shipped class-conditional model) or ``--guide classifier`` (the shipped unconditional
+model plus the noise-conditional classifier's gradient), scale ``--guidance W`` (the weight on ∇ log p(y | x):
+0 = unconditional, 1 = conditional, default the shipped choice), sampled by stochastic Heun
+(``--sampler ode``, the default with ``--class``, ``--nfe`` calls) or predictor–corrector (``--sampler pc``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scoretutor.cli import positive_float, positive_int
+from scoretutor.cli import digit, non_negative_float, positive_float, positive_int
 
 SOLVER_NAMES = {"euler": "Euler (ODE in t)", "ddim": "DDIM", "heun": "Heun (Karras)",
                 "dpm2m": "DPM-Solver++(2M)"}
@@ -26,8 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, help="output file, .npy (float32, N×1×28×28, in [0, 1])")
     parser.add_argument("--checkpoint", help="checkpoint folder (default: the shipped one)")
-    parser.add_argument("--sampler", choices=["pc", "langevin", "ode"], default="pc",
-                        help="predictor-corrector (default), annealed Langevin, or the probability-flow ODE")
+    parser.add_argument("--sampler", choices=["pc", "langevin", "ode"],
+                        help="predictor-corrector (default), annealed Langevin, or the probability-flow ODE "
+                             "(default with --class: ode, stochastic Heun)")
+    parser.add_argument("--class", dest="digit_class", type=digit,
+                        help="draw digits of this class (0-9) with guidance")
+    parser.add_argument("--guidance", type=non_negative_float,
+                        help="--class only: guidance scale W, the weight on grad log p(y|x) "
+                             "(0 = unconditional, 1 = conditional; default 2)")
+    parser.add_argument("--guide", choices=["free", "classifier"],
+                        help="--class only: classifier-free guidance (default) or a noise-conditional "
+                             "classifier's gradient")
     parser.add_argument("--nfe", type=positive_int,
                         help="ode only: network calls in all (default 50)")
     parser.add_argument("--solver", choices=["euler", "ddim", "heun", "dpm2m"],
@@ -52,6 +67,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from scoretutor.errors import UsageError
 
+    if args.digit_class is None and (args.guidance, args.guide) != (None, None):
+        raise UsageError("--guidance and --guide need --class K (the digit to draw)")
+    if args.digit_class is not None:
+        args.sampler = args.sampler or "ode"
+        if args.sampler == "langevin" or (args.solver, args.churn, args.steps_each, args.step_size,
+                                          args.snr) != (None,) * 5:
+            raise UsageError("with --class, choose --sampler ode (with --nfe) or pc; --solver, --churn, "
+                             "--steps-each, --step-size and --snr are for unguided sampling")
+    args.sampler = args.sampler or "pc"
     if args.sampler != "ode" and (args.nfe, args.solver, args.churn) != (None, None, None):
         raise UsageError("--nfe, --solver and --churn are for --sampler ode")
     if args.churn is not None and args.solver != "heun":
@@ -72,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from scoretutor import mnist
     from scoretutor.device import get_device, resolve_precision
     from scoretutor.files import atomic_write
 
@@ -80,6 +103,47 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = get_device(args.device)
     precision = resolve_precision(args.precision, device)
+    if args.digit_class is not None:
+        draw, summary = _guided(args, device, precision)
+    else:
+        draw, summary = _unguided(args, device, precision)
+    chunks = []
+    for i, start in enumerate(range(0, args.n, args.batch_size)):
+        m = min(args.batch_size, args.n - start)
+        chunks.append(draw(m, args.seed + 1_000_003 * i).cpu())
+    images = torch.cat(chunks).numpy().astype(np.float32)
+    atomic_write(out, lambda tmp: np.save(tmp, images))
+    print(f"wrote {args.n} samples to {out} ({summary}, {precision})")
+    return 0
+
+
+def _guided(args: argparse.Namespace, device, precision: str):
+    """(draw(m, seed), summary) for --class K: guided digits of one class."""
+    from scoretutor import mnist
+    from scoretutor.mnist import guidance
+
+    guide = args.guide or "free"
+    w = args.guidance if args.guidance is not None else guidance.GUIDANCE[guide]
+    if guide == "free":
+        model, card = guidance.load_conditional(args.checkpoint, device=device)
+        classifier = None
+    else:
+        from scoretutor.mnist.noisy_classifier import load_noisy_classifier
+
+        model, card = mnist.load_pretrained(args.checkpoint, device=device)
+        classifier = load_noisy_classifier(device=device)
+    calls = args.nfe if args.nfe is not None else guidance.ODE_GUIDED_CALLS
+    draw = lambda m, seed: guidance.sample_guided(model, card, [args.digit_class] * m, w, guide, classifier,
+                                                  args.sampler, n_calls=calls, seed=seed, precision=precision)
+    how = f"stochastic Heun, {calls} calls" if args.sampler == "ode" else "predictor-corrector"
+    kind = "classifier-free" if guide == "free" else "classifier"
+    return draw, f"digit {args.digit_class}, {kind} guidance W={w:g}, {how}"
+
+
+def _unguided(args: argparse.Namespace, device, precision: str):
+    """(draw(m, seed), summary) for the unconditional samplers."""
+    from scoretutor import mnist
+
     model, card = mnist.load_pretrained(args.checkpoint, device=device)
     if args.sampler == "ode":
         solver = SOLVER_NAMES[args.solver or "dpm2m"]
@@ -102,11 +166,4 @@ def run(args: argparse.Namespace) -> int:
         draw = lambda m, seed: mnist.sample_pc(model, m, card, seed=seed, snr=snr, n_corrector=correctors,
                                              precision=precision)
         summary = f"predictor-corrector, {mnist.pc_steps(card)} levels, {correctors} correctors, snr={snr:g}"
-    chunks = []
-    for i, start in enumerate(range(0, args.n, args.batch_size)):
-        m = min(args.batch_size, args.n - start)
-        chunks.append(draw(m, args.seed + 1_000_003 * i).cpu())
-    images = torch.cat(chunks).numpy().astype(np.float32)
-    atomic_write(out, lambda tmp: np.save(tmp, images))
-    print(f"wrote {args.n} samples to {out} ({summary}, {precision})")
-    return 0
+    return draw, summary

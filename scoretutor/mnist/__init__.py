@@ -44,7 +44,8 @@ from scoretutor.mnist.training import (
 )
 
 __all__ = [
-    "DEFAULT_STEPS_EACH", "EMA_DECAY", "LABEL_DROPOUT", "LR_FINAL", "LR_SCHEDULES", "MODEL_CONFIG", "ODE_CALLS", "ODE_SOLVER",
+    "DEFAULT_STEPS_EACH", "EMA_DECAY", "LABEL_DROPOUT", "LR_FINAL", "LR_SCHEDULES", "MODEL_CONFIG",
+    "ODE_CALLS", "ODE_SOLVER",
     "PC_CORRECTORS", "PC_SNR", "SIGMA_MIN", "STEP_SIZE_FACTOR", "TRAIN_STATE", "SamplerSettings",
     "default_settings",
     "inpaint", "load_pretrained", "make_model", "pc_steps", "sample", "sample_ode", "sample_pc",

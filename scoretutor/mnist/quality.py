@@ -257,3 +257,79 @@ def format_ode_target(curve: dict) -> str:
             f"| seconds per 1,000 digits | {t_ode:.0f} | {t_pc:.0f} | ≥ 4× faster ({t_pc / t_ode:.1f}×) "
             f"| {'yes' if t_pc / t_ode >= 4 else '**no**'} |"]
     return "\n".join(rows)
+
+
+# -- class-conditional digits (notebook 08) ---------------------------------------------------------
+GUIDANCE_SWEEP_FILE = "guidance_sweep.json"  # in the shipped conditional model's folder
+CLASS_METRICS = {  # key -> (label, which direction is better)
+    "accuracy": ("read as the asked class", "higher"),
+    "worst_class": ("worst class's accuracy", "higher"),
+    "confident": (f"confident fraction (p > {CONFIDENCE})", "higher"),
+    "frechet_within": ("Fréchet distance within a class (mean over classes)", "lower"),
+    "spread": ("pixel spread within a class (mean distance to class mean)", "as real"),
+    "nearest_train": ("median distance to nearest training digit", "not lower than real"),
+}
+
+
+def _class_figures(images: Tensor, labels: Tensor, probs: Tensor, feats: Tensor, ref: dict, train: Tensor
+                   ) -> dict[str, float]:
+    pred = probs.argmax(1)
+    per_class = [(pred[labels == k] == k).float().mean().item() for k in range(10) if (labels == k).any()]
+    frechet, spread = [], []
+    for k in range(10):
+        mask = labels == k
+        if mask.sum() < 2:
+            continue
+        frechet.append(frechet_distance_gaussians(*gaussian_fit(feats[mask]), *ref[k]))
+        x = images[mask].flatten(1)
+        spread.append((x - x.mean(0)).norm(dim=1).mean().item())
+    return {"accuracy": (pred == labels).float().mean().item(), "worst_class": min(per_class),
+            "per_class": per_class, "confident": confident_fraction(probs, CONFIDENCE),
+            "frechet_within": statistics.fmean(frechet), "spread": statistics.fmean(spread),
+            "nearest_train": nearest_distances(images, train).median().item()}
+
+
+def class_quality(samples: Tensor, labels: Tensor, classifier=None, n_subsets: int = 5, seed: int = 0,
+                  train_images: Tensor | None = None) -> dict:
+    """Figures of class-conditional ``samples`` (N, 1, 28, 28) drawn for ``labels`` (N,), with real test
+    digits of the same classes, as many per class, as the baseline (mean ± sd over ``n_subsets`` subsets).
+
+    ``accuracy``: share the judge reads as the asked class; ``worst_class``: the lowest per-class share;
+    ``confident``: max probability > 0.9; ``frechet_within``: squared Fréchet distance, in the judge's
+    features, between each class's samples and that class's reference-half test digits, averaged over classes
+    (fidelity *and* diversity: sharpened classes that lose their variety move away); ``spread``: mean pixel
+    distance to the class mean (a judge-free diversity figure); ``nearest_train``: median distance to the
+    nearest training digit (copying would pull it below the real digits'). Returns
+    ``{"samples": {...}, "real": {key: (mean, sd)}, "n": N}``.
+    """
+    from scoretutor.mnist.classifier import classify, load_classifier
+    from scoretutor.mnist.data import load_shipped_mnist, mnist_split_indices
+
+    if not isinstance(samples, Tensor) or samples.ndim != 4 or samples.shape[1:] != (1, 28, 28):
+        raise ValueError(f"samples must be a tensor of shape (N, 1, 28, 28), got {tuple(samples.shape)}")
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.shape != samples.shape[:1] or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"labels must be N = {samples.shape[0]} digits 0..9, "
+                         f"got shape {tuple(labels.shape)}")
+    samples = samples.detach().float().clamp(0, 1).cpu()
+    clf = classifier if classifier is not None else load_classifier()
+    test_images, test_labels = load_shipped_mnist("test")
+    train = (train_images if train_images is not None else load_shipped_mnist("train")[0]).flatten(1)
+    ref_idx, base_idx = mnist_split_indices(len(test_images), seed=SPLIT_SEED)
+    _, ref_feats = classify(clf, test_images[ref_idx])
+    ref = {k: gaussian_fit(ref_feats[test_labels[ref_idx] == k]) for k in range(10)}
+    probs, feats = classify(clf, samples)
+    ours = _class_figures(samples, labels, probs, feats, ref, train)
+    g = torch.Generator().manual_seed(int(seed))
+    real: dict[str, list[float]] = {k: [] for k in CLASS_METRICS}
+    base_labels = test_labels[base_idx]
+    for _ in range(count(n_subsets, "n_subsets", 2)):
+        idx = torch.cat([base_idx[base_labels == k][torch.randperm(int((base_labels == k).sum()), generator=g)
+                                                    [:int((labels == k).sum())]] for k in range(10)])
+        x = test_images[idx]
+        p, f = classify(clf, x)
+        for k, v in _class_figures(x, test_labels[idx], p, f, ref, train).items():
+            if k in real:
+                real[k].append(v)
+    return {"samples": ours, "n": int(samples.shape[0]),
+            "real": {k: (statistics.fmean(v), statistics.stdev(v)) for k, v in real.items()}}
