@@ -1,4 +1,4 @@
-"""``scoretutor explore``: the σ and ε explorers as a web page without code cells.
+"""``scoretutor explore``: the σ, ε and guidance explorers as a web page without code cells.
 
 Builds a small app notebook (the cells in ``APP_CELLS``) and serves it with Voilà on 127.0.0.1
 (optional extra ``explore``: ``pip install -e '.[explore]'``), so students can explore on their own
@@ -40,6 +40,13 @@ APP_CELLS: list[tuple[str, str]] = [
     ("markdown", "## Annealed Langevin with the exact noise-conditional score\n"
      "Run Langevin at each noise level from the largest to the smallest: the mode weights come out right."),
     ("code", "display(AnnealingExplorer(mixture.noise_conditional_score(), mixture))"),
+    ("markdown", "## Guidance on MNIST: which digit, how strongly\n"
+     "Digits of one class from the same start, classifier-free guidance with scale γ (notebook 08): "
+     "0 ignores the class, 1 is the conditional model, larger γ gives bolder, more alike digits."),
+    ("code", "from scoretutor.lecture.widgets.guidance import DigitGuidanceExplorer\n"
+     "from scoretutor.mnist.guidance import load_conditional\n"
+     "display(DigitGuidanceExplorer(*load_conditional(device='cpu'), n=pick(full=16, fast=4), "
+     "n_calls=pick(full=30, fast=6)))"),
 ]
 
 

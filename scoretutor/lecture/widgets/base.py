@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 import time
 from collections.abc import Mapping
 
@@ -46,7 +47,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-__all__ = ["Explorer", "new_figure", "figure_to_png"]
+__all__ = ["Explorer", "PrefetchFrames", "new_figure", "figure_to_png"]
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: float = 3.6, layout: str | None = "constrained"
@@ -169,3 +170,59 @@ class Explorer:
         bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
         bundle["text/plain"] = repr(self) + " (interactive controls need a live Jupyter kernel)"
         return bundle
+
+
+class PrefetchFrames:
+    """Frames computed once per slider setting and cached, with an optional background thread that computes
+    every setting (nearest to the start first) while the lecturer talks, so slider moves only swap images.
+
+    A subclass calls :meth:`_init_frames` before ``Explorer.__init__`` (which draws the first frame),
+    implements ``settings_grid()`` (every key, in the order to compute them) and ``_compute(*key)`` (a frame),
+    reads frames with :meth:`_frame`, and starts the thread with :meth:`_start_prefetch` at the end of
+    ``__init__``.
+    """
+
+    def _init_frames(self) -> None:
+        self.cache: dict = {}
+        self._pending: dict = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.prefetch_thread: threading.Thread | None = None
+
+    def settings_grid(self) -> list:
+        raise NotImplementedError
+
+    def _compute(self, *key):
+        raise NotImplementedError
+
+    def _start_prefetch(self, name: str) -> None:
+        self.prefetch_thread = threading.Thread(target=self._prefetch, name=name, daemon=True)
+        self.prefetch_thread.start()
+
+    def _prefetch(self) -> None:
+        for key in self.settings_grid():
+            if self._stop.is_set():
+                return
+            self._frame(key)
+
+    def stop_prefetch(self) -> None:
+        """Stop the background thread after its current frame."""
+        self._stop.set()
+
+    def _frame(self, key):
+        """The cached frame of ``key``; computed here, or awaited if the other thread is computing it."""
+        with self._lock:
+            if key in self.cache:
+                return self.cache[key]
+            event = self._pending.get(key)
+            mine = event is None
+            if mine:
+                event = self._pending[key] = threading.Event()
+        if mine:
+            try:
+                self.cache[key] = self._compute(*key)
+            finally:
+                event.set()
+        else:
+            event.wait()
+        return self.cache[key]

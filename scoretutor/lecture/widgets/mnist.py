@@ -11,7 +11,6 @@ status line reports the network calls and the compute time of the frame.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import ipywidgets as widgets
@@ -21,21 +20,18 @@ from torch import nn
 
 from scoretutor import mnist
 from scoretutor.lecture.plotting import image_grid
-from scoretutor.lecture.widgets.base import Explorer, new_figure
+from scoretutor.lecture.widgets.base import Explorer, PrefetchFrames, new_figure
 from scoretutor.sampling import LangevinDivergenceError
 
 
-class MNISTSamplerExplorer(Explorer):
+class MNISTSamplerExplorer(PrefetchFrames, Explorer):
     """Sliders: ``factor`` (ε as a multiple of the NCSNv2 step size, log scale) and ``T``."""
 
     def __init__(self, model: nn.Module, card: dict, n: int = 8, n_levels: int = 20, seed: int = 0,
                  factor: float = mnist.STEP_SIZE_FACTOR, T: int = mnist.DEFAULT_STEPS_EACH, max_T: int = 4,
                  prefetch: bool = True):
         self.model, self.card, self.n, self.n_levels, self.seed = model, card, n, n_levels, seed
-        self.cache: dict[tuple[float, int], tuple[np.ndarray, str]] = {}
-        self._pending: dict[tuple[float, int], threading.Event] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._init_frames()
         self.cols = min(n, 8)
         self.fig, (ax,) = new_figure(1, size=2.2)
         self.fig.set_size_inches(0.55 * self.cols + 0.2, 0.55 * -(-n // self.cols) + 0.2)
@@ -47,11 +43,8 @@ class MNISTSamplerExplorer(Explorer):
                                              description="ε / ε_NCSNv2", continuous_update=False),
             "T": widgets.IntSlider(value=T, min=1, max=max_T, description="T", continuous_update=False),
         })
-        self.prefetch_thread: threading.Thread | None = None
         if prefetch:
-            self.prefetch_thread = threading.Thread(target=self._prefetch, name="mnist-explorer-prefetch",
-                                                    daemon=True)
-            self.prefetch_thread.start()
+            self._start_prefetch("mnist-explorer-prefetch")
 
     @staticmethod
     def _key(factor: float, T: int) -> tuple[float, int]:
@@ -65,34 +58,6 @@ class MNISTSamplerExplorer(Explorer):
         exponent = lambda value: np.log(value) / np.log(f.base)
         here = (exponent(f.value), t.value)
         return sorted(keys, key=lambda k: abs(exponent(k[0]) - here[0]) / f.step + abs(k[1] - here[1]))
-
-    def _prefetch(self) -> None:
-        for key in self.settings_grid():
-            if self._stop.is_set():
-                return
-            self._frame(key)
-
-    def stop_prefetch(self) -> None:
-        """Stop the background thread after its current frame."""
-        self._stop.set()
-
-    def _frame(self, key: tuple[float, int]) -> tuple[np.ndarray, str]:
-        """The cached frame of ``key``; computed here, or awaited if the other thread is computing it."""
-        with self._lock:
-            if key in self.cache:
-                return self.cache[key]
-            event = self._pending.get(key)
-            mine = event is None
-            if mine:
-                event = self._pending[key] = threading.Event()
-        if mine:
-            try:
-                self.cache[key] = self._compute(*key)
-            finally:
-                event.set()
-        else:
-            event.wait()
-        return self.cache[key]
 
     def _compute(self, factor: float, T: int) -> tuple[np.ndarray, str]:
         settings = mnist.default_settings(self.card, n_steps_each=T, step_size_factor=factor,
