@@ -94,3 +94,25 @@ def test_command_line_draws_guided_digits_of_the_asked_class(guide, tmp_path):
     # n = 10, 7 or more right is a loose floor (a binomial with p = 0.9 gives < 7 with probability 1.3 %)
     read = (classify(load_judges()["judge B"], x)[0].argmax(1) == 7).sum().item()
     assert read >= 7, f"{read}/10 read as 7"
+
+
+def test_the_shipped_defaults_meet_the_cli_figure_under_both_judges():
+    """benchmarks/mnist_guidance.py's measurement of the defaults (n = 1,000, 100 per class): each class read as
+    asked ≥ 95 % overall and ≥ 85 % for the worst class, confident more often than real digits of the same
+    classes, and no closer to the training digits than real test digits are (median distance, within 2 sd)."""
+    import json
+
+    from scoretutor.mnist.guidance import GUIDANCE, conditional_checkpoint_dir
+    from scoretutor.mnist.quality import GUIDANCE_SWEEP_FILE
+
+    table = json.loads((conditional_checkpoint_dir() / GUIDANCE_SWEEP_FILE).read_text(encoding="utf-8"))
+    for guide in ("free", "classifier"):
+        rows = table[f"default_{guide}"]["results"]
+        assert {r["judge"] for r in rows} == {"judge A", "judge B"}
+        for r in rows:
+            s, real = r["samples"], r["real"]
+            where = f"{guide}, γ = {r['guidance']}, {r['judge']}"
+            assert r["guidance"] == GUIDANCE[guide], f"{where}: the default changed; re-measure it"
+            assert r["n"] == 1000 and s["accuracy"] >= 0.95 and s["worst_class"] >= 0.85, where
+            assert s["confident"] > real["confident"][0], where
+            assert s["nearest_train"] >= real["nearest_train"][0] - 2 * real["nearest_train"][1], where
