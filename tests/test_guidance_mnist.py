@@ -97,9 +97,9 @@ def test_command_line_draws_guided_digits_of_the_asked_class(guide, tmp_path):
 
 
 def test_the_shipped_defaults_meet_the_cli_figure_under_both_judges():
-    """benchmarks/mnist_guidance.py's measurement of the defaults (n = 1,000, 100 per class): each class read as
-    asked ≥ 95 % overall and ≥ 85 % for the worst class, confident more often than real digits of the same
-    classes, and no closer to the training digits than real test digits are (median distance, within 2 sd)."""
+    """benchmarks/mnist_guidance.py's measurement of the defaults (n = 1,000, 100 per class): read as asked
+    ≥ 95 % overall and ≥ 85 % in the worst class, confident more often than real digits of the same classes,
+    and no closer to the training digits than real test digits are (median distance, within 2 sd)."""
     import json
 
     from scoretutor.mnist.guidance import GUIDANCE, conditional_checkpoint_dir

@@ -293,3 +293,114 @@ def plot_quality_curve(ax: plt.Axes, curve: dict, metric: str = "frechet", real:
     ax.set_ylabel(label or metric)
     ax.legend(fontsize=8)
     return ax
+
+
+# =============================================================================================
+# Inverse problems (notebook 08): truth | measurement | posterior samples | posterior mean
+# =============================================================================================
+def plot_inverse_problem(ax: plt.Axes, truth: Tensor, measurement: Tensor, samples: Tensor,
+                         mean: Tensor | None = None, n_show: int = 3, gap: int = 2,
+                         title: str | None = None, mean_label: str | None = None) -> plt.Axes:
+    """One row per digit: the truth (N, 1, H, W), the measurement (N, 1, h, w with h | H, shown
+    nearest-neighbour upsampled), the first ``n_show`` of the k posterior samples (N, k, 1, H, W) and,
+    if given, a posterior mean (N, 1, H, W), labelled ``mean_label`` (default "mean of k"; e.g. "Tweedie");
+    white on black in [0, 1], columns separated by ``gap`` grey pixels."""
+    if truth.ndim != 4 or truth.shape[1] != 1:
+        raise ValueError(f"truth must have shape (N, 1, H, W), got {tuple(truth.shape)}")
+    n, _, h, w = truth.shape
+    if samples.ndim != 5 or samples.shape[0] != n or samples.shape[2:] != truth.shape[1:]:
+        raise ValueError(f"samples must have shape (N, k, 1, H, W) = ({n}, k, 1, {h}, {w}), "
+                         f"got {tuple(samples.shape)}")
+    if (measurement.ndim != 4 or measurement.shape[:2] != (n, 1) or h % measurement.shape[2]
+            or w % measurement.shape[3]):
+        raise ValueError(f"measurement must have shape (N, 1, h, w) with h, w dividing {h}, {w}, "
+                         f"got {tuple(measurement.shape)}")
+    k = samples.shape[1]
+    shown = min(int(n_show), k)
+    up = measurement.repeat_interleave(h // measurement.shape[2], 2)
+    up = up.repeat_interleave(w // measurement.shape[3], 3)
+    columns = [truth, up] + [samples[:, i] for i in range(shown)] + ([mean] if mean is not None else [])
+    labels = ["truth", "measured"] + [f"sample {i + 1}" for i in range(shown)]
+    labels += [mean_label or f"mean of {k}"] if mean is not None else []
+    cols = len(columns)
+    canvas = np.full((n * h + (n - 1) * gap, cols * w + (cols - 1) * gap), 0.35, dtype=np.float32)
+    for j, col in enumerate(columns):
+        tiles = col.detach().float().cpu().clamp(0, 1).numpy()
+        for i in range(n):
+            canvas[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = tiles[i, 0]
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([j * (w + gap) + (w - 1) / 2 for j in range(cols)], labels, fontsize=9)
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# =============================================================================================
+# Guidance (notebook 08): the tilted density, and the price of guidance on MNIST
+# =============================================================================================
+def plot_tilted(ax: plt.Axes, td, samples: Tensor | None = None, title: str | None = None,
+                n_show: int = 600):
+    """The exact tilted density π_w of :func:`scoretutor.diffusion.guidance.tilted_density` as a heat map,
+    with up to ``n_show`` of ``samples`` (N, 2) on top."""
+    artist = ax.imshow(td.prob_grid().cpu().numpy(), origin="lower", cmap=DENSITY_CMAP,
+                       extent=(-td.lim, td.lim, -td.lim, td.lim), interpolation="bilinear")
+    if samples is not None:
+        pts = samples[:n_show].detach().cpu().numpy()
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, color=SAMPLE_COLOR, alpha=0.6)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return artist
+
+
+def plot_guidance_sweep(ax: plt.Axes, results: list[dict], metric: str, judge: str = "judge A",
+                        label: str | None = None) -> plt.Axes:
+    """One figure of ``benchmarks/mnist_guidance.py``'s sweep against the guidance scale γ: a line per guide
+    (classifier-free, classifier) under ``judge``, over the real digits' mean ± sd (grey band)."""
+    rows = [r for r in results if r["judge"] == judge]
+    if not rows:
+        raise ValueError(f"no results for {judge!r}; judges present: {sorted({r['judge'] for r in results})}")
+    mean, sd = rows[0]["real"][metric]
+    ax.axhspan(mean - sd, mean + sd, color="0.85", label="real test digits (± sd)")
+    names = {"free": "classifier-free", "classifier": "classifier guidance"}
+    for i, guide in enumerate(g for g in names if any(r["guide"] == g for r in rows)):
+        pts = sorted((r["guidance"], r["samples"][metric]) for r in rows if r["guide"] == guide)
+        ax.plot(*zip(*pts, strict=True), "o-", color=f"C{i}", label=names[guide])
+    ax.set_xlabel("guidance scale γ")
+    ax.set_ylabel(label or metric)
+    ax.legend(fontsize=8)
+    return ax
+
+
+# =============================================================================================
+# Guidance (notebook 08): mode weights of samples against the exact tilted density's
+# =============================================================================================
+def plot_mode_weights(ax: plt.Axes, weights: dict[str, tuple], labels: Sequence[str] | None = None,
+                      ylabel: str = "mode weight (±2 se)"):
+    """Grouped bars: one group per mode (``labels``), one bar per entry ``{name: (weights, standard errors
+    or None)}`` (e.g. the exact tilted density's weights, then each sampler's with its standard errors)."""
+    names = list(weights)
+    k = len(np.atleast_1d(np.asarray(weights[names[0]][0], dtype=float)))
+    labels = list(labels) if labels is not None else [f"mode {i}" for i in range(k)]
+    if len(labels) != k:
+        raise ValueError(f"labels must name the {k} modes, got {len(labels)} labels")
+    width = 0.8 / len(names)
+    bars = []
+    for i, name in enumerate(names):
+        vals, ses = weights[name]
+        vals = np.asarray(vals, dtype=float).reshape(-1)
+        if vals.shape != (k,):
+            raise ValueError(f"weights[{name!r}] must hold {k} values, got {vals.shape[0]}")
+        err = None if ses is None else 2 * np.asarray(ses, dtype=float).reshape(-1)
+        bars.append(ax.bar(np.arange(k) + (i - (len(names) - 1) / 2) * width, vals, width, yerr=err,
+                           capsize=3, color=f"C{i}", label=name))
+    ax.set_xticks(np.arange(k), labels)
+    ax.set(ylabel=ylabel, ylim=(0, 1))
+    ax.legend(fontsize=8)
+    return bars
