@@ -189,6 +189,26 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
     return (probs.argmax(1) == labels.cpu()).float().mean().item()
 
 
+def _train_epochs(model: nn.Module, opt, sched, x: Tensor, y: Tensor, epochs: int, batch_size: int,
+                  g: torch.Generator, distort) -> nn.Module:
+    """The judges' loop: each epoch a shuffled pass in batches of ``distort(x, g)`` digits, cross-entropy,
+    one optimiser and scheduler step per batch; prints each epoch's mean loss. Returns the model (eval)."""
+    model.train()
+    for epoch in range(epochs):
+        perm = torch.randperm(len(x), generator=g).to(x.device)
+        total = 0.0
+        for start in range(0, len(x), batch_size):
+            idx = perm[start:start + batch_size]
+            loss = F.cross_entropy(model(distort(x[idx], g)), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        print(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}", flush=True)
+    return model.eval()
+
+
 def train_classifier(images: Tensor, labels: Tensor, epochs: int = 30, batch_size: int = 128,
                      lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0,
                      device: torch.device | str | None = None) -> DigitClassifier:
@@ -203,20 +223,7 @@ def train_classifier(images: Tensor, labels: Tensor, epochs: int = 30, batch_siz
     steps = epochs * math.ceil(len(x) / batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    model.train()
-    for epoch in range(epochs):
-        perm = torch.randperm(len(x), generator=g).to(device)
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            idx = perm[start:start + batch_size]
-            loss = F.cross_entropy(model(augment(x[idx], g)), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        print(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}", flush=True)
-    return model.eval()
+    return _train_epochs(model, opt, sched, x, y, epochs, batch_size, g, augment)
 
 
 def train_second_judge(images: Tensor, labels: Tensor, epochs: int = 30, batch_size: int = 64,
@@ -243,20 +250,7 @@ def train_second_judge(images: Tensor, labels: Tensor, epochs: int = 30, batch_s
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda k: (k + 1) / warm if k < warm else 0.5 * (1 + math.cos(math.pi * (k - warm)
                                                                               / max(1, steps - warm))))
-        model.train()
-        for epoch in range(epochs):
-            perm = torch.randperm(len(x), generator=g).to(device)
-            total = 0.0
-            for start in range(0, len(x), batch_size):
-                idx = perm[start:start + batch_size]
-                loss = F.cross_entropy(model(random_shift(x[idx], g)), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(idx)
-            print(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}", flush=True)
-    return model.eval()
+        return _train_epochs(model, opt, sched, x, y, epochs, batch_size, g, random_shift)
 
 
 def save_classifier(model: nn.Module, folder, metadata: dict) -> Path:
