@@ -36,8 +36,8 @@
 # stops can shrink to one sentence. Two explorers are best shown **live** in JupyterLab (stops 8 and 14); everywhere
 # else the figures are enough. 🔍 deep dives, appendices and exercises are off the route, for students afterwards.
 # `scoretutor export lecture --full --out DIR` writes this route as one reveal.js deck with speaker notes (press S).
-# Notebooks beyond the deck — 07, faster sampling (ODE solvers, DDIM, flow matching), and 08 as it comes — are
-# extension material, outside the route.
+# Notebooks beyond the deck — 07, faster sampling (ODE solvers, DDIM, flow matching), and 08, controllable generation
+# (guidance, class-conditional digits, inverse problems) — are extension material, outside the route.
 
 # %%
 from IPython.display import Markdown
