@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (scripts/setup.sh), bring a Chromium for the browser tests, then run ruff, the unit tests, every
-# notebook (nbmake) and the browser tests in fast mode. Extra arguments go to pytest, e.g.
+# notebook (nbmake) and the browser tests in fast mode (without arguments: in two processes side by side). Extra arguments go to pytest, e.g.
 # `bash scripts/test.sh -k densities`, or `bash scripts/test.sh -m "not browser"` to leave the browser out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,5 +46,21 @@ esac
 
 echo "[test] ruff"
 ruff check .
-echo "[test] pytest: unit tests + notebooks (SCORETUTOR_FAST=$SCORETUTOR_FAST)"
-exec python -m pytest tests notebooks --nbmake --nbmake-timeout=900 --durations=15 "$@"
+if [ $# -gt 0 ]; then  # a selection: one pytest run, as asked
+  echo "[test] pytest: unit tests + notebooks (SCORETUTOR_FAST=$SCORETUTOR_FAST)"
+  exec python -m pytest tests notebooks --nbmake --nbmake-timeout=900 --durations=15 "$@"
+fi
+# Everything: two halves side by side, one CPU thread each (two torch processes with two threads each on two
+# cores would fight over them), the second half's report printed when both are done.
+echo "[test] pytest, two halves side by side (SCORETUTOR_FAST=$SCORETUTOR_FAST): unit tests | notebooks + browser"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+second=$(mktemp)
+python -m pytest notebooks tests/browser --nbmake --nbmake-timeout=900 --durations=10 >"$second" 2>&1 &
+pid=$!
+status=0
+python -m pytest tests --ignore=tests/browser --durations=10 || status=$?
+wait "$pid" || status=$?
+echo "[test] ---- notebooks (nbmake) and browser tests ----"
+cat "$second"
+rm -f "$second"
+exit "$status"
