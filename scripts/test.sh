@@ -52,15 +52,18 @@ if [ $# -gt 0 ]; then  # a selection: one pytest run, as asked
 fi
 # Everything: two halves side by side, one CPU thread each (two torch processes with two threads each on two
 # cores would fight over them), the second half's report printed when both are done.
-echo "[test] pytest, two halves side by side (SCORETUTOR_FAST=$SCORETUTOR_FAST): unit tests | notebooks + browser"
+# The lecture-deck browser test stays with the unit tests: it reuses the notebooks the screen checks execute.
+echo "[test] pytest, two halves side by side (SCORETUTOR_FAST=$SCORETUTOR_FAST): unit tests and the deck |" \
+     "notebooks and their explorers in the browser"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+live=(tests/browser/test_notebook_explorers.py tests/browser/test_explore_page.py)
 second=$(mktemp)
-python -m pytest notebooks tests/browser --nbmake --nbmake-timeout=900 --durations=10 >"$second" 2>&1 &
+python -m pytest notebooks "${live[@]}" --nbmake --nbmake-timeout=900 --durations=10 >"$second" 2>&1 &
 pid=$!
 status=0
-python -m pytest tests --ignore=tests/browser --durations=10 || status=$?
+python -m pytest tests "${live[@]/#/--ignore=}" --durations=10 || status=$?
 wait "$pid" || status=$?
-echo "[test] ---- notebooks (nbmake) and browser tests ----"
+echo "[test] ---- notebooks (nbmake) and their explorers in the browser ----"
 cat "$second"
 rm -f "$second"
 exit "$status"
