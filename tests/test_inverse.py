@@ -320,6 +320,9 @@ def test_inverse_samplers_refuse_bad_input():
         inverse.super_resolve(model, torch.zeros(2, 1, 7, 7), CARD, sigma_y=-1)
     with pytest.raises(ValueError, match="n_steps"):
         inverse.super_resolve(model, torch.zeros(2, 1, 7, 7), CARD, n_steps=0)
+    with pytest.raises(ValueError, match="sigma_start must be > sigma_min"):
+        inverse.posterior_sample(model, torch.zeros(2, 1, 7, 7), AveragePooling(4), 0.0, CARD,
+                                 sigma_start=0.01)
     with pytest.raises(ValueError, match="must be a floating-point"):
         inverse.super_resolve(model, torch.zeros(2, 1, 7, 7, dtype=torch.long), CARD)
 

@@ -151,8 +151,6 @@ def tweedie_denoise(model: nn.Module, y: Tensor, sigma_y: float, clamp: bool = T
 
 def _grid(sigma_start: float, sigma_min: float, n_steps: int) -> list[float]:
     """n_steps + 1 geometric levels from σ_start down to σ_min (the VE SDE's time grid)."""
-    if n_steps == 0 or sigma_start <= sigma_min:
-        return [sigma_start, sigma_min]
     r = math.log(sigma_min / sigma_start) / n_steps
     return [sigma_start * math.exp(r * k) for k in range(n_steps)] + [sigma_min]
 
@@ -212,8 +210,8 @@ def posterior_sample(model: nn.Module, y: Tensor, op: AveragePooling, sigma_y: f
     sigma_y = _nonnegative(sigma_y, "sigma_y")
     sigma_min = positive(card["sigma_min"], "card['sigma_min']")
     sigma_start = positive(card["sigma_max"] if sigma_start is None else sigma_start, "sigma_start")
-    if sigma_start < sigma_min:
-        raise ValueError(f"sigma_start must be >= sigma_min = {sigma_min:g}, got {sigma_start!r}")
+    if not sigma_start > sigma_min:
+        raise ValueError(f"sigma_start must be > sigma_min = {sigma_min:g}, got {sigma_start!r}")
     n_steps = pc_steps(card) if n_steps is None else count(n_steps, "n_steps", 1)
     n_corrector = count(n_corrector, "n_corrector", 0)
     snr = positive(snr, "snr")
