@@ -41,7 +41,24 @@ from scoretutor.mnist.data import SHIPPED_DIR
 Tensor = torch.Tensor
 
 
-class DigitClassifier(nn.Module):
+class _Judge(nn.Module):
+    """What both judges share: ``features(x)`` = ``body(x)`` for (N, 1, 28, 28) digits and
+    ``logits = head(features(x))``; each judge builds its own ``body`` and ``head``."""
+
+    body: nn.Module
+    head: nn.Module
+
+    def features(self, x: Tensor) -> Tensor:
+        """The n_features-dimensional penultimate activations (the Fréchet feature space)."""
+        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class DigitClassifier(_Judge):
     """Small CNN for 28×28 digits in [0, 1]: ``logits = head(features(x))``."""
 
     def __init__(self, width: int = 16, n_features: int = 64, n_classes: int = 10):
@@ -56,17 +73,8 @@ class DigitClassifier(nn.Module):
         )
         self.head = nn.Linear(n_features, n_classes)
 
-    def features(self, x: Tensor) -> Tensor:
-        """The n_features-dimensional penultimate activations (the Fréchet feature space)."""
-        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
-            raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
-        return self.body(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-class StridedClassifier(nn.Module):
+class StridedClassifier(_Judge):
     """Judge B: strided 5×5 and 3×3 convolutions with BatchNorm, a global average pool,
     ``logits = head(features(x))``.
 
@@ -90,15 +98,6 @@ class StridedClassifier(nn.Module):
             nn.Linear(4 * w, n_features, bias=False), nn.BatchNorm1d(n_features), nn.ReLU(),
         )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, n_classes))
-
-    def features(self, x: Tensor) -> Tensor:
-        """The n_features-dimensional penultimate activations (the Fréchet feature space)."""
-        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
-            raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(x.shape)}")
-        return self.body(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 JUDGE_CLASSES = (DigitClassifier, StridedClassifier)
