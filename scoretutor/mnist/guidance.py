@@ -132,9 +132,8 @@ def sample_guided(model: nn.Module, card: dict, labels, guidance: float | None =
     if sampler not in SAMPLERS:
         raise UsageError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     guidance = GUIDANCE.get(guide, 1.0) if guidance is None else guidance
-    y = torch.as_tensor(labels).long().flatten()
-    net = GuidedScore(model, check_labels(y, y.numel()), guidance, guide, classifier)
-    n = count(y.numel(), "number of labels", 1)
+    net = GuidedScore(model, labels, guidance, guide, classifier)  # checks the labels
+    n = count(net.labels.numel(), "number of labels", 1)
     if sampler == "pc":
         return sample_pc(net, n, card, seed=seed, precision=precision)
     calls = ODE_GUIDED_CALLS if n_calls is None else count(n_calls, "n_calls", 2)
