@@ -50,7 +50,7 @@ from scoretutor.mnist import inverse as inv
 from scoretutor.mnist.classifier import classify, load_judges
 from scoretutor.mnist.data import load_shipped_mnist
 from scoretutor.mnist.guidance import GUIDANCE, conditional_checkpoint_dir, load_conditional, sample_guided
-from scoretutor.mnist.noisy_classifier import load_noisy_classifier
+from scoretutor.mnist.noisy_classifier import accuracy_at, load_noisy_classifier
 from scoretutor.mnist.quality import GUIDANCE_SWEEP_FILE
 
 # %% slideshow={"slide_type": "skip"}
@@ -171,8 +171,7 @@ classifier = load_noisy_classifier(device="cpu")
 test_x, test_y = load_shipped_mnist("test")
 sigmas = [0.01, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0, 15.8]
 sub = pick(full=2000, fast=300)
-acc = [(classifier(test_x[:sub] + s * torch.randn(sub, 1, 28, 28, generator=seed(4)), s).argmax(1)
-        == test_y[:sub]).float().mean().item() for s in sigmas]
+acc = [accuracy_at(classifier, test_x[:sub], test_y[:sub], s, seed=4) for s in sigmas]
 fig, ax = plt.subplots(figsize=(5.5, 3))
 ax.semilogx(sigmas, acc, "o-")
 ax.axhline(0.1, color="0.5", ls="--", label="chance")

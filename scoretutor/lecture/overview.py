@@ -61,7 +61,7 @@ RUN_NOTES: dict[str, RunNote] = {
                   "not needed (small models)"),
     "07": RunNote("26 s", "80 s; 28 s with its training and solver sweeps cached",
                   "used for §3's MNIST digits when present"),
-    "08": RunNote("18 s", "6 min measured with other jobs on the CPU (its guidance sweep is precomputed)",
+    "08": RunNote("14 s", "57 s (its guidance sweep is precomputed)",
                   "used for §2–§4's MNIST sampling when present"),
 }
 
